@@ -1,0 +1,3 @@
+from ai_workflow_engine.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,107 @@
+"""The application factory and its lifespan (engine, sessionmaker, Redis client, auth state)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import timedelta
+
+import structlog
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from redis.asyncio import Redis
+
+from ai_workflow_engine import __version__
+from ai_workflow_engine.auth.router import router as auth_router
+from ai_workflow_engine.auth.state import AuthStateStore, DatabaseAuthState, RedisAuthState
+from ai_workflow_engine.categories.router import router as categories_router
+from ai_workflow_engine.core import migrations
+from ai_workflow_engine.core.config import Settings, load_settings
+from ai_workflow_engine.core.db import create_engine, create_sessionmaker
+from ai_workflow_engine.core.errors import install_error_handlers
+from ai_workflow_engine.core.logging import configure_logging
+from ai_workflow_engine.core.middleware import RequestContextMiddleware
+from ai_workflow_engine.core.pagination import CursorCodec
+from ai_workflow_engine.core.security import PasswordHasher, TokenCodec
+from ai_workflow_engine.health.router import router as health_router
+from ai_workflow_engine.profile.router import router as profile_router
+from ai_workflow_engine.settings.router import router as settings_router
+from ai_workflow_engine.tasks.router import router as tasks_router
+from ai_workflow_engine.users.router import router as users_router
+
+log = structlog.get_logger(__name__)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or load_settings()
+    configure_logging(settings.log_level, json=settings.log_json)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = create_engine(settings.database)
+        sessionmaker = create_sessionmaker(engine)
+        redis: Redis | None = None
+        if settings.redis.redis_url:
+            timeout = settings.redis.redis_timeout_seconds
+            redis = Redis.from_url(
+                settings.redis.redis_url, socket_timeout=timeout, socket_connect_timeout=timeout
+            )
+        window = timedelta(minutes=settings.auth.login_failure_window_minutes)
+        store: AuthStateStore
+        if redis is not None:
+            store = RedisAuthState(
+                redis, settings.redis.redis_key_prefix, settings.auth.login_max_failures, window
+            )
+        else:
+            store = DatabaseAuthState(settings.auth.login_max_failures, window)
+        if settings.database.is_sqlite:
+            # the embedded default keeps itself at the latest schema
+            await migrations.upgrade(engine)
+        app.state.engine = engine
+        app.state.sessionmaker = sessionmaker
+        app.state.redis = redis
+        app.state.auth_state = store
+        log.info("started", database=engine.url.get_backend_name(), redis=redis is not None)
+        try:
+            yield
+        finally:
+            if redis is not None:
+                await redis.aclose()
+            await engine.dispose()
+
+    app = FastAPI(
+        title="AI Workflow Engine",
+        version=__version__,
+        description="Self-hosted personal productivity backend. Errors are RFC 9457 "
+        "`application/problem+json`; lists are `{items, next_cursor}` pages.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.token_codec = TokenCodec(settings.auth)
+    app.state.cursor_codec = CursorCodec(settings.auth.secret_key.get_secret_value())
+    app.state.password_hasher = PasswordHasher()
+    install_error_handlers(
+        app,
+        db_retry_after=settings.database.database_retry_after_seconds,
+        redis_retry_after=settings.redis.redis_retry_after_seconds,
+    )
+    if settings.http.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.http.cors_origins,
+            allow_credentials=True,
+            allow_methods=["*"],
+            allow_headers=["*"],
+        )
+    app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.http.max_request_body_bytes)
+    for router in (
+        health_router,
+        auth_router,
+        users_router,
+        settings_router,
+        profile_router,
+        categories_router,
+        tasks_router,
+    ):
+        app.include_router(router)
+    return app
