@@ -1,0 +1,148 @@
+"""The `ai-workflow-engine` command: serve, migrate, create-user."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import sys
+from collections.abc import Sequence
+
+from pydantic import ValidationError
+
+from ai_workflow_engine.core import migrations
+from ai_workflow_engine.core.config import Settings, describe_settings_error, load_settings
+from ai_workflow_engine.core.db import create_engine, create_sessionmaker
+
+
+class CommandError(Exception):
+    """A failure to report as one line on stderr, with exit status 1."""
+
+
+def _settings() -> Settings:
+    try:
+        return load_settings()
+    except ValidationError as exc:
+        raise CommandError(describe_settings_error(exc)) from exc
+
+
+async def _migrate(settings: Settings) -> None:
+    engine = create_engine(settings.database)
+    try:
+        await migrations.upgrade(engine)
+    finally:
+        await engine.dispose()
+
+
+async def _preflight(settings: Settings) -> None:
+    """SQLite: migrate. PostgreSQL: refuse a schema that is behind (an unreachable one may start)."""
+    if settings.database.is_sqlite:
+        await _migrate(settings)
+        return
+    engine = create_engine(settings.database)
+    try:
+        reason = await migrations.pending_reason(engine)
+    except Exception as exc:  # unreachable now: serve anyway, /health/ready reports it
+        print(f"warning: database not reachable at start-up ({type(exc).__name__}); "
+              "serving, readiness will report it", file=sys.stderr)
+        return
+    finally:
+        await engine.dispose()
+    if reason is not None:
+        raise CommandError(f"refusing to serve: {reason}")
+
+
+def serve(args: argparse.Namespace) -> None:
+    import uvicorn
+
+    settings = _settings()
+    asyncio.run(_preflight(settings))
+    uvicorn.run(
+        "ai_workflow_engine.main:create_app",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        log_level="warning",
+        access_log=False,
+        proxy_headers=True,
+    )
+
+
+def migrate(_args: argparse.Namespace) -> None:
+    settings = _settings()
+    asyncio.run(_migrate(settings))
+    print("database is at the latest migration")
+
+
+def _read_password() -> str:
+    if sys.stdin.isatty():
+        password = getpass.getpass("Password: ")
+        if password != getpass.getpass("Repeat password: "):
+            raise CommandError("passwords do not match")
+        return password
+    return sys.stdin.readline().rstrip("\r\n")
+
+
+async def _create_user(settings: Settings, email: str, username: str, password: str) -> int:
+    from ai_workflow_engine.core.security import PasswordHasher
+    from ai_workflow_engine.users.schemas import UserCreate
+    from ai_workflow_engine.users.service import create_user
+
+    data = UserCreate(email=email, username=username, password=password)
+    engine = create_engine(settings.database)
+    try:
+        async with create_sessionmaker(engine).begin() as session:
+            user = await create_user(session, PasswordHasher(), data)
+            return user.id
+    finally:
+        await engine.dispose()
+
+
+def create_user_command(args: argparse.Namespace) -> None:
+    from ai_workflow_engine.core.errors import AppError
+
+    settings = _settings()
+    password = _read_password()
+    try:
+        user_id = asyncio.run(_create_user(settings, args.email, args.username, password))
+    except ValidationError as exc:
+        fields = ", ".join(str(e["loc"][-1]) for e in exc.errors())
+        raise CommandError(f"invalid {fields}: " + exc.errors()[0]["msg"]) from exc
+    except AppError as exc:
+        raise CommandError(exc.detail) from exc
+    print(f"created user {args.username} (id {user_id})")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ai-workflow-engine", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve_parser = commands.add_parser("serve", help="run the HTTP API")
+    serve_parser.add_argument("--host", default="127.0.0.1")
+    serve_parser.add_argument("--port", type=int, default=8000)
+    serve_parser.add_argument("--workers", type=int, default=1)
+    serve_parser.set_defaults(handler=serve)
+
+    migrate_parser = commands.add_parser("migrate", help="apply pending database migrations")
+    migrate_parser.set_defaults(handler=migrate)
+
+    user_parser = commands.add_parser(
+        "create-user", help="create a user (password from a prompt, or the first line of stdin)"
+    )
+    user_parser.add_argument("--email", required=True)
+    user_parser.add_argument("--username", required=True)
+    user_parser.set_defaults(handler=create_user_command)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.handler(args)
+    except CommandError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return 0
