@@ -35,7 +35,7 @@ async def _migrate(settings: Settings) -> None:
 
 
 async def _preflight(settings: Settings) -> None:
-    """SQLite: migrate. PostgreSQL: refuse a schema that is behind (an unreachable one may start)."""
+    """SQLite: migrate. PostgreSQL: refuse a schema that is behind; serve if unreachable."""
     if settings.database.is_sqlite:
         await _migrate(settings)
         return
@@ -43,8 +43,11 @@ async def _preflight(settings: Settings) -> None:
     try:
         reason = await migrations.pending_reason(engine)
     except Exception as exc:  # unreachable now: serve anyway, /health/ready reports it
-        print(f"warning: database not reachable at start-up ({type(exc).__name__}); "
-              "serving, readiness will report it", file=sys.stderr)
+        print(
+            f"warning: database not reachable at start-up ({type(exc).__name__}); "
+            "serving, readiness will report it",
+            file=sys.stderr,
+        )
         return
     finally:
         await engine.dispose()

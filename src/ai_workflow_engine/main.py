@@ -93,7 +93,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_methods=["*"],
             allow_headers=["*"],
         )
-    app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.http.max_request_body_bytes)
+    app.add_middleware(
+        RequestContextMiddleware, max_body_bytes=settings.http.max_request_body_bytes
+    )
     for router in (
         health_router,
         auth_router,

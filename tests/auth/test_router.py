@@ -74,8 +74,12 @@ async def test_register_validation_names_the_field(
 async def test_register_rejects_unknown_and_privileged_fields(client: httpx.AsyncClient) -> None:
     response = await client.post(
         "/api/v1/auth/register",
-        json={"email": "a@example.com", "username": "abc", "password": "long enough pw",
-              "is_superuser": True},
+        json={
+            "email": "a@example.com",
+            "username": "abc",
+            "password": "long enough pw",
+            "is_superuser": True,
+        },
     )
     assert response.status_code == 422
     assert response.json()["errors"][0]["loc"] == ["body", "is_superuser"]
@@ -122,7 +126,8 @@ async def test_unknown_user_costs_a_password_check(client: httpx.AsyncClient, us
     finally:
         hasher.verify = original
     assert len(calls) == 2
-    assert calls[0] is None and calls[1] is not None
+    assert calls[0] is None
+    assert calls[1] is not None
 
 
 async def test_five_failures_lock_the_account_even_for_the_right_password(
@@ -138,21 +143,24 @@ async def test_five_failures_lock_the_account_even_for_the_right_password(
     assert 0 < retry_after <= 15 * 60
     # other accounts are not affected
     other = await users.register(username="frank")
-    assert (await client.post(LOGIN, data={"username": "frank",
-                                           "password": other["password"]})).status_code == 200
+    assert (
+        await client.post(LOGIN, data={"username": "frank", "password": other["password"]})
+    ).status_code == 200
 
 
 async def test_success_resets_the_failure_count(client: httpx.AsyncClient, users: Users) -> None:
     user = await users.register(username="gina")
     for _ in range(4):
         await client.post(LOGIN, data={"username": "gina", "password": "bad pw"})
-    assert (await client.post(LOGIN, data={"username": "gina",
-                                           "password": user["password"]})).status_code == 200
+    assert (
+        await client.post(LOGIN, data={"username": "gina", "password": user["password"]})
+    ).status_code == 200
     for _ in range(4):
         response = await client.post(LOGIN, data={"username": "gina", "password": "bad pw"})
         assert response.status_code == 401
-    assert (await client.post(LOGIN, data={"username": "gina",
-                                           "password": user["password"]})).status_code == 200
+    assert (
+        await client.post(LOGIN, data={"username": "gina", "password": user["password"]})
+    ).status_code == 200
 
 
 async def test_refresh_rotates_and_the_old_refresh_token_is_spent(
@@ -177,8 +185,9 @@ async def test_reusing_a_spent_refresh_token_revokes_the_chain(
     assert reuse.status_code == 401
     assert reuse.headers["WWW-Authenticate"] == "Bearer"
     # the newer tokens of that chain are dead too
-    assert (await client.post(REFRESH, json={"refresh_token": second["refresh_token"]})
-            ).status_code == 401
+    assert (
+        await client.post(REFRESH, json={"refresh_token": second["refresh_token"]})
+    ).status_code == 401
     assert (await client.get(ME, headers=bearer(second["access_token"]))).status_code == 401
     assert (await client.get(ME, headers=bearer(first["access_token"]))).status_code == 401
     # another login session of the same user is untouched
@@ -199,9 +208,7 @@ async def test_concurrent_refreshes_with_one_token_never_both_succeed(
     assert set(codes) <= {200, 401}
 
 
-async def test_access_token_is_not_a_refresh_token(
-    client: httpx.AsyncClient, users: Users
-) -> None:
+async def test_access_token_is_not_a_refresh_token(client: httpx.AsyncClient, users: Users) -> None:
     user = await users.register()
     tokens = await users.login(user["username"])
     response = await client.post(REFRESH, json={"refresh_token": tokens["access_token"]})
@@ -214,13 +221,15 @@ async def test_logout_revokes_that_session_only(client: httpx.AsyncClient, users
     phone = await users.login(user["username"])
     laptop = await users.login(user["username"])
     response = await client.post(
-        LOGOUT, headers=bearer(phone["access_token"]),
+        LOGOUT,
+        headers=bearer(phone["access_token"]),
         json={"refresh_token": phone["refresh_token"]},
     )
     assert response.status_code == 204
     assert (await client.get(ME, headers=bearer(phone["access_token"]))).status_code == 401
-    assert (await client.post(REFRESH, json={"refresh_token": phone["refresh_token"]})
-            ).status_code == 401
+    assert (
+        await client.post(REFRESH, json={"refresh_token": phone["refresh_token"]})
+    ).status_code == 401
     assert (await client.get(ME, headers=bearer(laptop["access_token"]))).status_code == 200
 
 
@@ -238,7 +247,8 @@ async def test_logout_with_someone_elses_refresh_token_is_422(
     alice_tokens = await users.login(alice["username"])
     bob_tokens = await users.login(bob["username"])
     response = await client.post(
-        LOGOUT, headers=bearer(alice_tokens["access_token"]),
+        LOGOUT,
+        headers=bearer(alice_tokens["access_token"]),
         json={"refresh_token": bob_tokens["refresh_token"]},
     )
     assert response.status_code == 422
@@ -262,9 +272,10 @@ async def test_jwt_attacks_are_401(client: httpx.AsyncClient, users: Users) -> N
     tokens = await users.login(user["username"])
     claims = jwt.decode(tokens["access_token"], options={"verify_signature": False})
     now = int(time.time())
-    header, payload, signature = tokens["access_token"].split(".")
-    tampered_payload = base64.urlsafe_b64encode(
-        json.dumps({**claims, "sub": "999"}).encode()).decode().rstrip("=")
+    header, _payload, signature = tokens["access_token"].split(".")
+    tampered_payload = (
+        base64.urlsafe_b64encode(json.dumps({**claims, "sub": "999"}).encode()).decode().rstrip("=")
+    )
     attacks = {
         "alg none": _unsigned(claims),
         "wrong key": _forge(claims, key="another-secret-key-of-enough-length-000"),
@@ -291,10 +302,16 @@ async def test_missing_or_malformed_authorization_is_401(client: httpx.AsyncClie
 async def test_token_of_a_deleted_user_is_401(client: httpx.AsyncClient, users: Users) -> None:
     user = await users.register()
     tokens = await users.login(user["username"])
-    forged = _forge({
-        "sub": "424242", "sid": "s", "jti": "j", "type": "access",
-        "iat": int(time.time()), "exp": int((datetime.now(UTC) + timedelta(minutes=5)).timestamp()),
-    })
+    forged = _forge(
+        {
+            "sub": "424242",
+            "sid": "s",
+            "jti": "j",
+            "type": "access",
+            "iat": int(time.time()),
+            "exp": int((datetime.now(UTC) + timedelta(minutes=5)).timestamp()),
+        }
+    )
     assert (await client.get(ME, headers=bearer(forged))).status_code == 401
     assert (await client.get(ME, headers=bearer(tokens["access_token"]))).status_code == 200
 

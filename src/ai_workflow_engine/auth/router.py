@@ -79,6 +79,10 @@ async def logout(
     """End this login session: its access token (and the refresh token, if given) stop working."""
     await service.logout(
         session,
-        codec, store, auth.user.id, auth.claims.session_id, data.refresh_token if data else None
+        codec,
+        store,
+        auth.user.id,
+        auth.claims.session_id,
+        data.refresh_token if data else None,
     )
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -21,7 +21,7 @@ class LoginForm(BaseModel):
 class TokenPair(BaseModel):
     access_token: str
     refresh_token: str
-    token_type: Literal["bearer"] = "bearer"
+    token_type: Literal["bearer"] = "bearer"  # noqa: S105 - the scheme name, not a secret
     expires_in: int = Field(description="Seconds the access token lives.")
 
 

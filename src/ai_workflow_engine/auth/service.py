@@ -128,7 +128,9 @@ async def logout(
         try:
             claims = codec.decode_ignoring_expiry(refresh_token, "refresh")
         except InvalidToken as exc:
-            raise InvalidInput(["body", "refresh_token"], "Not a refresh token of this user") from exc
+            raise InvalidInput(
+                ["body", "refresh_token"], "Not a refresh token of this user"
+            ) from exc
         if claims.user_id != user_id:
             raise InvalidInput(["body", "refresh_token"], "Not a refresh token of this user")
         sessions.add(claims.session_id)

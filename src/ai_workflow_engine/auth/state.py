@@ -12,12 +12,14 @@ from typing import Protocol
 
 from redis.asyncio import Redis
 from sqlalchemy import delete, select
+from sqlalchemy.dialects.postgresql import Insert as PgInsert
 from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import Insert as SqliteInsert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ai_workflow_engine.auth.models import LoginFailure, RevokedSession
-from ai_workflow_engine.core.db import utcnow
+from ai_workflow_engine.core.db import Base, utcnow
 
 
 class AuthStateStore(Protocol):
@@ -82,11 +84,14 @@ class DatabaseAuthState:
         self._window = window
 
     @staticmethod
-    def _insert(db: AsyncSession):  # type: ignore[no-untyped-def]
-        return pg_insert if db.bind.dialect.name == "postgresql" else sqlite_insert
+    def _insert(db: AsyncSession, table: type[Base]) -> PgInsert | SqliteInsert:
+        """An INSERT that can say ON CONFLICT DO NOTHING, on either backend."""
+        if db.get_bind().dialect.name == "postgresql":
+            return pg_insert(table)
+        return sqlite_insert(table)
 
     async def revoke_session(self, db: AsyncSession, session_id: str, until: datetime) -> None:
-        statement = self._insert(db)(RevokedSession).values(session_id=session_id, expires_at=until)
+        statement = self._insert(db, RevokedSession).values(session_id=session_id, expires_at=until)
         await db.execute(statement.on_conflict_do_nothing())
         await db.execute(delete(RevokedSession).where(RevokedSession.expires_at < utcnow()))
 
@@ -106,7 +111,7 @@ class DatabaseAuthState:
     async def record_login_failure(self, db: AsyncSession, user_id: int) -> None:
         now = utcnow()
         await db.execute(
-            self._insert(db)(LoginFailure)
+            self._insert(db, LoginFailure)
             .values(user_id=user_id, window_started_at=now, failures=0)
             .on_conflict_do_nothing()
         )

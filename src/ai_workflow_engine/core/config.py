@@ -21,18 +21,45 @@ DEFAULT_SECRET_KEY = "change-me-development-only"  # noqa: S105 - refused outsid
 # with a clear message instead of failing on first connect.
 _LIBPQ_PARAMS = frozenset(
     {
-        "sslmode", "sslrootcert", "sslcert", "sslkey", "sslcrl", "sslpassword",
-        "sslcompression", "sslsni", "connect_timeout", "application_name", "options",
-        "target_session_attrs", "keepalives", "keepalives_idle", "keepalives_interval",
-        "keepalives_count", "tcp_user_timeout", "channel_binding", "gssencmode", "krbsrvname",
-        "passfile", "service", "client_encoding", "host", "hostaddr", "port",
+        "sslmode",
+        "sslrootcert",
+        "sslcert",
+        "sslkey",
+        "sslcrl",
+        "sslpassword",
+        "sslcompression",
+        "sslsni",
+        "connect_timeout",
+        "application_name",
+        "options",
+        "target_session_attrs",
+        "keepalives",
+        "keepalives_idle",
+        "keepalives_interval",
+        "keepalives_count",
+        "tcp_user_timeout",
+        "channel_binding",
+        "gssencmode",
+        "krbsrvname",
+        "passfile",
+        "service",
+        "client_encoding",
+        "host",
+        "hostaddr",
+        "port",
     }
 )
 _SSLMODES = frozenset({"disable", "allow", "prefer", "require", "verify-ca", "verify-full"})
 _POSTGRES_SCHEMES = frozenset(
     {
-        "postgres", "postgresql", "postgresql+psycopg2", "postgresql+psycopg2cffi",
-        "postgresql+asyncpg", "postgresql+psycopg", "postgresql+psycopg_async", "postgresql+pg8000",
+        "postgres",
+        "postgresql",
+        "postgresql+psycopg2",
+        "postgresql+psycopg2cffi",
+        "postgresql+asyncpg",
+        "postgresql+psycopg",
+        "postgresql+psycopg_async",
+        "postgresql+pg8000",
     }
 )
 _SQLITE_SCHEMES = frozenset({"sqlite", "sqlite+pysqlite", "sqlite+aiosqlite"})
@@ -86,7 +113,7 @@ class DatabaseSettings(_Section):
     database_url: str | None = Field(
         default=None,
         description="Database URL; default is a SQLite file in DATA_DIR. "
-        "postgres://, postgresql://, postgresql+psycopg2:// and postgresql+asyncpg:// are accepted.",
+        "postgres://, postgresql://, postgresql+psycopg2://, postgresql+asyncpg:// are accepted.",
     )
     data_dir: Path = Field(default=Path("./data"), description="Where embedded data lives.")
     database_pool_size: int = Field(default=10, ge=1, le=200)
@@ -98,10 +125,16 @@ class DatabaseSettings(_Section):
         default=3, ge=1, le=60, description="Seconds to wait for a new connection before 503."
     )
     database_busy_timeout_ms: int = Field(
-        default=5000, ge=0, le=60000, description="SQLite: milliseconds to wait on a locked database."
+        default=5000,
+        ge=0,
+        le=60000,
+        description="SQLite: milliseconds to wait on a locked database.",
     )
     database_retry_after_seconds: int = Field(
-        default=5, ge=1, le=3600, description="Retry-After sent with a 503 when the database is down."
+        default=5,
+        ge=1,
+        le=3600,
+        description="Retry-After sent with a 503 when the database is down.",
     )
 
     @field_validator("database_url")
@@ -116,7 +149,9 @@ class DatabaseSettings(_Section):
     @cached_property
     def url(self) -> URL:
         if self.database_url is None:
-            return URL.create("sqlite+aiosqlite", database=str(self.data_dir / "ai_workflow_engine.db"))
+            return URL.create(
+                "sqlite+aiosqlite", database=str(self.data_dir / "ai_workflow_engine.db")
+            )
         return normalize_database_url(self.database_url)
 
     @property
@@ -142,7 +177,7 @@ class AuthSettings(_Section):
 class RedisSettings(_Section):
     redis_url: str | None = Field(
         default=None,
-        description="Redis URL for state shared between processes; without it the database holds it.",
+        description="Redis for state shared between processes; without it the database holds it.",
     )
     redis_key_prefix: str = Field(default="aiwe:", max_length=64)
     redis_timeout_seconds: float = Field(default=2.0, gt=0, le=30)
@@ -166,7 +201,9 @@ class HttpSettings(_Section):
     @classmethod
     def _no_wildcard(cls, value: list[str]) -> list[str]:
         if "*" in value:
-            raise ValueError("CORS_ORIGINS may not be '*': name the origins (credentials are allowed)")
+            raise ValueError(
+                "CORS_ORIGINS may not be '*': name the origins (credentials are allowed)"
+            )
         return value
 
 
@@ -185,7 +222,7 @@ class Settings(_Section):
             key = self.auth.secret_key.get_secret_value()
             if self.auth.uses_default_secret or len(key) < 32:
                 raise ValueError(
-                    "SECRET_KEY must be set to a random value of at least 32 characters in production"
+                    "SECRET_KEY must be a random value of at least 32 characters in production"
                 )
         return self
 

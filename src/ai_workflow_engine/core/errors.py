@@ -130,8 +130,9 @@ def problem_response(
     }
     if errors is not None:
         body["errors"] = list(errors)
-    return JSONResponse(body, status_code=status, headers=dict(headers or {}),
-                        media_type=PROBLEM_MEDIA_TYPE)
+    return JSONResponse(
+        body, status_code=status, headers=dict(headers or {}), media_type=PROBLEM_MEDIA_TYPE
+    )
 
 
 def _validation_items(exc: RequestValidationError) -> list[dict[str, Any]]:
@@ -161,17 +162,21 @@ _STATUS_TITLES = {
 def install_error_handlers(app: FastAPI, *, db_retry_after: int, redis_retry_after: int) -> None:
     @app.exception_handler(AppError)
     async def _app_error(_request: Request, exc: AppError) -> JSONResponse:
-        return problem_response(exc.status, exc.title, exc.detail, exc.slug,
-                                headers=exc.headers, errors=exc.errors)
+        return problem_response(
+            exc.status, exc.title, exc.detail, exc.slug, headers=exc.headers, errors=exc.errors
+        )
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
         items = _validation_items(exc)
         first = items[0]
         where = ".".join(str(p) for p in first["loc"])
-        detail = f"{where}: {first['msg']}" + (f" (and {len(items) - 1} more)" if len(items) > 1 else "")
-        return problem_response(422, "Unprocessable Content", detail, "validation-error",
-                                errors=items)
+        detail = f"{where}: {first['msg']}" + (
+            f" (and {len(items) - 1} more)" if len(items) > 1 else ""
+        )
+        return problem_response(
+            422, "Unprocessable Content", detail, "validation-error", errors=items
+        )
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -185,11 +190,13 @@ def install_error_handlers(app: FastAPI, *, db_retry_after: int, redis_retry_aft
     @app.exception_handler(InterfaceError)
     @app.exception_handler(PoolTimeoutError)
     async def _database_down(request: Request, exc: Exception) -> JSONResponse:
-        log.warning("database_unavailable", error_class=type(exc).__name__,
-                    path=request.url.path)
+        log.warning("database_unavailable", error_class=type(exc).__name__, path=request.url.path)
         return problem_response(
-            503, "Service Unavailable", "The database is unavailable; retry shortly.",
-            "database-unavailable", headers={"Retry-After": str(db_retry_after)},
+            503,
+            "Service Unavailable",
+            "The database is unavailable; retry shortly.",
+            "database-unavailable",
+            headers={"Retry-After": str(db_retry_after)},
         )
 
     @app.exception_handler(DBAPIError)
@@ -203,8 +210,11 @@ def install_error_handlers(app: FastAPI, *, db_retry_after: int, redis_retry_aft
     async def _redis_down(request: Request, exc: RedisError) -> JSONResponse:
         log.warning("redis_unavailable", error_class=type(exc).__name__, path=request.url.path)
         return problem_response(
-            503, "Service Unavailable", "Shared state (Redis) is unavailable; retry shortly.",
-            "redis-unavailable", headers={"Retry-After": str(redis_retry_after)},
+            503,
+            "Service Unavailable",
+            "Shared state (Redis) is unavailable; retry shortly.",
+            "redis-unavailable",
+            headers={"Retry-After": str(redis_retry_after)},
         )
 
     @app.exception_handler(Exception)
@@ -214,5 +224,9 @@ def install_error_handlers(app: FastAPI, *, db_retry_after: int, redis_retry_aft
 
 
 def _internal() -> JSONResponse:
-    return problem_response(500, "Internal Server Error",
-                            "An unexpected error occurred; it has been logged.", "internal-error")
+    return problem_response(
+        500,
+        "Internal Server Error",
+        "An unexpected error occurred; it has been logged.",
+        "internal-error",
+    )

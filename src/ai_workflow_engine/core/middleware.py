@@ -1,4 +1,4 @@
-"""One pure-ASGI middleware for what every request needs: an id, a size limit, metrics, a log line."""
+"""One ASGI middleware for what every request needs: an id, a size limit, metrics, a log line."""
 
 from __future__ import annotations
 
@@ -62,8 +62,10 @@ class RequestContextMiddleware:
             if message["type"] == "http.response.start":
                 status = message["status"]
                 response_started = True
-                message["headers"] = [*message.get("headers", []),
-                                      (b"x-request-id", request_id.encode())]
+                message["headers"] = [
+                    *message.get("headers", []),
+                    (b"x-request-id", request_id.encode()),
+                ]
             await send(message)
 
         try:
@@ -77,8 +79,10 @@ class RequestContextMiddleware:
 
     async def _too_large(self, scope: Scope, receive: Receive, send: Send, request_id: str) -> None:
         response = problem_response(
-            413, "Content Too Large",
-            f"The request body exceeds {self.max_body_bytes} bytes.", "content-too-large",
+            413,
+            "Content Too Large",
+            f"The request body exceeds {self.max_body_bytes} bytes.",
+            "content-too-large",
             headers={"x-request-id": request_id},
         )
         await response(scope, receive, send)
@@ -89,8 +93,13 @@ class RequestContextMiddleware:
         method = scope["method"]
         REQUESTS.labels(method, route, str(status)).inc()
         REQUEST_SECONDS.labels(method, route, str(status)).observe(elapsed)
-        log.info("request", method=method, route=route, status=status,
-                 duration_ms=round(elapsed * 1000, 2))
+        log.info(
+            "request",
+            method=method,
+            route=route,
+            status=status,
+            duration_ms=round(elapsed * 1000, 2),
+        )
 
 
 def _route_template(scope: Scope) -> str:

@@ -22,9 +22,7 @@ T = TypeVar("T")
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
 
-LimitQuery = Annotated[
-    int, Query(ge=1, le=MAX_LIMIT, description=f"Page size, 1-{MAX_LIMIT}.")
-]
+LimitQuery = Annotated[int, Query(ge=1, le=MAX_LIMIT, description=f"Page size, 1-{MAX_LIMIT}.")]
 CursorQuery = Annotated[
     str | None,
     Query(max_length=1024, description="`next_cursor` of the previous page; opaque."),
@@ -60,5 +58,7 @@ class CursorCodec:
             if cursor_scope != scope or not isinstance(values, list):
                 raise ValueError("cursor for another listing")
         except (ValueError, TypeError, UnicodeDecodeError) as exc:
-            raise InvalidInput(["query", "cursor"], "Invalid cursor; use a next_cursor from this listing") from exc
+            raise InvalidInput(
+                ["query", "cursor"], "Invalid cursor; use a next_cursor from this listing"
+            ) from exc
         return values

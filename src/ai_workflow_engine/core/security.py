@@ -60,7 +60,9 @@ class TokenCodec:
     def lifetime(self, token_type: TokenType) -> timedelta:
         return self._lifetimes[token_type]
 
-    def issue(self, user_id: int, session_id: str, token_type: TokenType) -> tuple[str, TokenClaims]:
+    def issue(
+        self, user_id: int, session_id: str, token_type: TokenType
+    ) -> tuple[str, TokenClaims]:
         now = datetime.now(UTC).replace(microsecond=0)
         claims = TokenClaims(
             user_id=user_id,
