@@ -21,6 +21,7 @@ from ai_workflow_engine.core.db import create_engine, create_sessionmaker
 from ai_workflow_engine.core.errors import install_error_handlers
 from ai_workflow_engine.core.logging import configure_logging
 from ai_workflow_engine.core.middleware import RequestContextMiddleware
+from ai_workflow_engine.core.openapi import install_openapi
 from ai_workflow_engine.core.pagination import CursorCodec
 from ai_workflow_engine.core.security import PasswordHasher, TokenCodec
 from ai_workflow_engine.health.router import router as health_router
@@ -106,4 +107,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         tasks_router,
     ):
         app.include_router(router)
+    install_openapi(app)
     return app

@@ -179,12 +179,27 @@ def install_error_handlers(app: FastAPI, *, db_retry_after: int, redis_retry_aft
         )
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400:
+            # the framework's "error parsing the body" (undecodable bytes): invalid input
+            detail = exc.detail if isinstance(exc.detail, str) else "Invalid request body"
+            return problem_response(
+                422,
+                "Unprocessable Content",
+                f"body: {detail}",
+                "validation-error",
+                errors=[{"loc": ["body"], "msg": detail, "type": "json_invalid"}],
+            )
         slug, title = _STATUS_TITLES.get(exc.status_code, ("http-error", "HTTP Error"))
         detail = exc.detail if isinstance(exc.detail, str) else title
+        headers = dict(exc.headers or {})
         if exc.status_code == 404 and detail == "Not Found":
             detail = "No such resource"
-        return problem_response(exc.status_code, title, detail, slug, headers=exc.headers)
+        if exc.status_code == 405:
+            allowed = _allowed_methods(request)
+            headers["Allow"] = ", ".join(allowed)
+            detail = f"{request.method} is not allowed here; allowed: {', '.join(allowed)}"
+        return problem_response(exc.status_code, title, detail, slug, headers=headers)
 
     @app.exception_handler(OperationalError)
     @app.exception_handler(InterfaceError)
@@ -221,6 +236,20 @@ def install_error_handlers(app: FastAPI, *, db_retry_after: int, redis_retry_aft
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled_error", path=request.url.path)
         return _internal()
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method any route serves at this path (routes are declared one method each)."""
+    from starlette.routing import Match
+
+    methods: set[str] = set()
+    scope = {**request.scope, "method": "GET"}
+    for route in request.app.router.routes:
+        if route.matches(scope)[0] is not Match.NONE and getattr(route, "methods", None):
+            methods.update(route.methods)
+    if "GET" in methods:
+        methods.add("HEAD")
+    return sorted(methods)
 
 
 def _internal() -> JSONResponse:
