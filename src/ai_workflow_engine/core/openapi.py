@@ -57,8 +57,8 @@ def _complete(path: str, operation: dict[str, Any]) -> None:
     for status, response in responses.items():
         if not status.isdigit() or int(status) < 400:
             continue
-        content = response.get("content", {})
-        schema = next(iter(content.values()), {}).get("schema") if content else None
+        content: dict[str, Any] = response.get("content") or {}
+        schema: dict[str, Any] | None = next(iter(content.values()), {}).get("schema")
         if schema is None or schema.get("$ref", "").endswith(("/Problem", "/HTTPValidationError")):
             responses[status] = _problem_response(response.get("description", ""), status)
         elif status in ("429", "503"):
