@@ -58,7 +58,8 @@ def _complete(path: str, operation: dict[str, Any]) -> None:
         if not status.isdigit() or int(status) < 400:
             continue
         content: dict[str, Any] = response.get("content") or {}
-        schema: dict[str, Any] | None = next(iter(content.values()), {}).get("schema")
+        first: dict[str, Any] = next(iter(content.values()), {})
+        schema: dict[str, Any] | None = first.get("schema")
         if schema is None or schema.get("$ref", "").endswith(("/Problem", "/HTTPValidationError")):
             responses[status] = _problem_response(response.get("description", ""), status)
         elif status in ("429", "503"):
