@@ -1,0 +1,25 @@
+"""Fixtures of the infrastructure tests: real pgbouncer processes, TLS material, own databases."""
+
+from __future__ import annotations
+
+from tests.fixtures.pgbouncer import (
+    _session_launcher,
+    infra_postgres_url,
+    pgbouncer,
+    pgbouncer_executable,
+    pgbouncer_factory,
+    pgbouncer_tls,
+    pytest_runtest_makereport,
+    tls_files,
+)
+
+__all__ = [
+    "_session_launcher",
+    "infra_postgres_url",
+    "pgbouncer",
+    "pgbouncer_executable",
+    "pgbouncer_factory",
+    "pgbouncer_tls",
+    "pytest_runtest_makereport",
+    "tls_files",
+]
