@@ -1,6 +1,13 @@
 """Every table, imported in one place for Alembic and for tests comparing schema to models."""
 
 from ai_workflow_engine.auth.models import LoginFailure, RefreshToken, RevokedSession
+from ai_workflow_engine.calendar.models import (
+    Calendar,
+    CalendarEvent,
+    GoogleConnection,
+    OAuthState,
+    SyncLock,
+)
 from ai_workflow_engine.categories.models import Category
 from ai_workflow_engine.core.db import Base
 from ai_workflow_engine.profile.models import UserProfile
@@ -10,10 +17,15 @@ from ai_workflow_engine.users.models import User
 
 __all__ = [
     "Base",
+    "Calendar",
+    "CalendarEvent",
     "Category",
+    "GoogleConnection",
     "LoginFailure",
+    "OAuthState",
     "RefreshToken",
     "RevokedSession",
+    "SyncLock",
     "Task",
     "User",
     "UserProfile",

@@ -207,6 +207,93 @@ class HttpSettings(_Section):
         return value
 
 
+class GoogleSettings(_Section):
+    google_client_id: str | None = Field(default=None, description="OAuth client id.")
+    google_client_secret: SecretStr | None = Field(default=None, description="OAuth secret.")
+    google_auth_uri: str = "https://accounts.google.com/o/oauth2/v2/auth"
+    google_token_uri: str = "https://oauth2.googleapis.com/token"  # noqa: S105 - an address
+    google_revoke_uri: str = "https://oauth2.googleapis.com/revoke"
+    google_calendar_api_base: str = "https://www.googleapis.com/calendar/v3"
+    google_scopes: str = Field(
+        default="https://www.googleapis.com/auth/calendar.readonly openid email",
+        description="Space-separated scopes asked for at consent.",
+    )
+    public_base_url: str = Field(
+        default="http://127.0.0.1:8000",
+        description="The address users reach the API at; the OAuth redirect URI is built on it.",
+    )
+    google_http_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+    google_max_attempts: int = Field(
+        default=4, ge=1, le=10, description="Tries of one Google request on 403-rate/429/5xx."
+    )
+    google_backoff_base_seconds: float = Field(default=0.5, ge=0, le=30)
+    google_backoff_max_seconds: float = Field(default=8.0, ge=0, le=120)
+    google_sync_deadline_seconds: float = Field(
+        default=50.0, gt=0, le=600, description="A sync that takes longer is abandoned (504)."
+    )
+    google_token_refresh_margin_seconds: int = Field(
+        default=120, ge=0, le=3600, description="Refresh an access token this long before expiry."
+    )
+    google_oauth_state_minutes: int = Field(default=10, ge=1, le=60)
+    google_page_size: int = Field(
+        default=2500, ge=1, le=2500, description="events.list maxResults per page."
+    )
+    google_retry_after_seconds: int = Field(default=30, ge=1, le=3600)
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.google_client_id and self.google_client_secret)
+
+    @property
+    def redirect_uri(self) -> str:
+        return self.public_base_url.rstrip("/") + "/api/v1/calendar/oauth/callback"
+
+
+class SecuritySettings(_Section):
+    token_encryption_keys: Annotated[list[SecretStr], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated Fernet keys: the first encrypts, all decrypt (rotation). "
+        "Unset outside production, a key is derived from SECRET_KEY.",
+    )
+
+    @field_validator("token_encryption_keys", mode="before")
+    @classmethod
+    def _split(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("token_encryption_keys")
+    @classmethod
+    def _valid_fernet_keys(cls, value: list[SecretStr]) -> list[SecretStr]:
+        import base64
+        import binascii
+
+        for key in value:
+            try:
+                raw = base64.urlsafe_b64decode(key.get_secret_value().encode())
+            except (binascii.Error, ValueError):
+                raw = b""
+            if len(raw) != 32:
+                raise ValueError("each key must be 32 url-safe base64-encoded bytes (a Fernet key)")
+        return value
+
+
+class OllamaSettings(_Section):
+    ollama_base_url: str = Field(default="http://127.0.0.1:11434")
+
+
+class JobsSettings(_Section):
+    jobs_in_process: bool = Field(
+        default=True,
+        description="Run background jobs (calendar auto-sync) inside `serve`. Set false when "
+        "`ai-workflow-engine worker` and `scheduler` run them out of process.",
+    )
+    scheduler_tick_seconds: int = Field(
+        default=60, ge=5, le=3600, description="How often due auto-syncs are looked for."
+    )
+
+
 class Settings(_Section):
     environment: Environment = Environment.DEVELOPMENT
     log_level: str = Field(default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
@@ -215,10 +302,18 @@ class Settings(_Section):
     auth: AuthSettings = Field(default_factory=AuthSettings)
     redis: RedisSettings = Field(default_factory=RedisSettings)
     http: HttpSettings = Field(default_factory=HttpSettings)
+    google: GoogleSettings = Field(default_factory=GoogleSettings)
+    security: SecuritySettings = Field(default_factory=SecuritySettings)
+    ollama: OllamaSettings = Field(default_factory=OllamaSettings)
+    jobs: JobsSettings = Field(default_factory=JobsSettings)
 
     @model_validator(mode="after")
     def _production_guards(self) -> Settings:
         if self.environment is Environment.PRODUCTION:
+            if self.google.configured and not self.security.token_encryption_keys:
+                raise ValueError(
+                    "TOKEN_ENCRYPTION_KEYS must be set in production when Google is configured"
+                )
             key = self.auth.secret_key.get_secret_value()
             if self.auth.uses_default_secret or len(key) < 32:
                 raise ValueError(
@@ -244,6 +339,10 @@ def load_settings(**overrides: Any) -> Settings:
         "auth": AuthSettings,
         "redis": RedisSettings,
         "http": HttpSettings,
+        "google": GoogleSettings,
+        "security": SecuritySettings,
+        "ollama": OllamaSettings,
+        "jobs": JobsSettings,
     }
     values: dict[str, Any] = {}
     for name, cls in sections.items():
