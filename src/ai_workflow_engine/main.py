@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
 
+import httpx
 import structlog
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
@@ -14,9 +15,12 @@ from redis.asyncio import Redis
 from ai_workflow_engine import __version__
 from ai_workflow_engine.auth.router import router as auth_router
 from ai_workflow_engine.auth.state import AuthStateStore, DatabaseAuthState, RedisAuthState
+from ai_workflow_engine.calendar.oauth_router import router as calendar_oauth_router
+from ai_workflow_engine.calendar.router import router as calendar_router
 from ai_workflow_engine.categories.router import router as categories_router
 from ai_workflow_engine.core import migrations
 from ai_workflow_engine.core.config import Settings, load_settings
+from ai_workflow_engine.core.crypto import TokenCipher
 from ai_workflow_engine.core.db import create_engine, create_sessionmaker
 from ai_workflow_engine.core.errors import install_error_handlers
 from ai_workflow_engine.core.logging import configure_logging
@@ -58,14 +62,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if settings.database.is_sqlite:
             # the embedded default keeps itself at the latest schema
             await migrations.upgrade(engine)
+        # one pooled HTTP client for every call to Google (OAuth and Calendar API)
+        google_http = httpx.AsyncClient(
+            timeout=httpx.Timeout(settings.google.google_http_timeout_seconds),
+            limits=httpx.Limits(max_connections=20, max_keepalive_connections=10),
+        )
         app.state.engine = engine
         app.state.sessionmaker = sessionmaker
         app.state.redis = redis
         app.state.auth_state = store
+        app.state.google_http = google_http
         log.info("started", database=engine.url.get_backend_name(), redis=redis is not None)
         try:
             yield
         finally:
+            await google_http.aclose()
             if redis is not None:
                 await redis.aclose()
             await engine.dispose()
@@ -81,6 +92,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.token_codec = TokenCodec(settings.auth)
     app.state.cursor_codec = CursorCodec(settings.auth.secret_key.get_secret_value())
     app.state.password_hasher = PasswordHasher()
+    app.state.token_cipher = TokenCipher.from_settings(settings)
     install_error_handlers(
         app,
         db_retry_after=settings.database.database_retry_after_seconds,
@@ -105,6 +117,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         profile_router,
         categories_router,
         tasks_router,
+        calendar_oauth_router,
+        calendar_router,
     ):
         app.include_router(router)
     install_openapi(app)
