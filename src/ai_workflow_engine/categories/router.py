@@ -1,5 +1,76 @@
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Any
 
-router = APIRouter(prefix="/api/v1/categories", tags=["categories"])
+from fastapi import APIRouter, Response, status
+
+from ai_workflow_engine.auth.deps import AUTH_RESPONSES, CurrentUser
+from ai_workflow_engine.categories import service
+from ai_workflow_engine.categories.deps import CursorCodecDep, OwnedCategory
+from ai_workflow_engine.categories.schemas import CategoryCreate, CategoryRead, CategoryUpdate
+from ai_workflow_engine.core.db import SessionDep
+from ai_workflow_engine.core.errors import Problem
+from ai_workflow_engine.core.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, Page
+
+router = APIRouter(
+    prefix="/api/v1/categories",
+    tags=["categories"],
+    responses={
+        **AUTH_RESPONSES,
+        422: {"model": Problem, "description": "Invalid input; `errors` names each field"},
+    },
+)
+
+NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: {"model": Problem, "description": "No such category (or not yours)"}
+}
+NAME_TAKEN: dict[int | str, dict[str, Any]] = {
+    409: {"model": Problem, "description": "You already have a category of that name"}
+}
+
+
+@router.get("", response_model=Page[CategoryRead])
+async def list_categories(
+    user: CurrentUser,
+    session: SessionDep,
+    codec: CursorCodecDep,
+    limit: LimitQuery = DEFAULT_LIMIT,
+    cursor: CursorQuery = None,
+) -> Page[CategoryRead]:
+    """Your categories, oldest first."""
+    return await service.list_categories(session, codec, user.id, limit, cursor)
+
+
+@router.post(
+    "", status_code=status.HTTP_201_CREATED, response_model=CategoryRead, responses=NAME_TAKEN
+)
+async def create_category(
+    data: CategoryCreate, user: CurrentUser, session: SessionDep
+) -> CategoryRead:
+    """Create a category. Names are unique per user, ignoring case."""
+    return CategoryRead.model_validate(await service.create_category(session, user.id, data))
+
+
+@router.get("/{category_id}", response_model=CategoryRead, responses=NOT_FOUND)
+async def read_category(category: OwnedCategory) -> CategoryRead:
+    return CategoryRead.model_validate(category)
+
+
+@router.patch("/{category_id}", response_model=CategoryRead, responses={**NOT_FOUND, **NAME_TAKEN})
+async def update_category(
+    data: CategoryUpdate, category: OwnedCategory, session: SessionDep
+) -> CategoryRead:
+    """Change the fields sent. Renaming onto a name you already have is a 409."""
+    return CategoryRead.model_validate(await service.update_category(session, category, data))
+
+
+@router.delete(
+    "/{category_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    responses=NOT_FOUND,
+)
+async def delete_category(category: OwnedCategory, session: SessionDep) -> Response:
+    """Delete a category. Its tasks and events stay, uncategorised."""
+    await service.delete_category(session, category)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -1,0 +1,42 @@
+"""Dependencies for category routes: the cursor codec and the ownership check."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Path, Request
+from sqlalchemy import select
+
+from ai_workflow_engine.auth.deps import CurrentUser
+from ai_workflow_engine.categories.models import Category
+from ai_workflow_engine.core.db import SessionDep
+from ai_workflow_engine.core.errors import NotFound
+from ai_workflow_engine.core.pagination import CursorCodec
+
+# ids are 32-bit integer columns: anything larger cannot exist and must not reach the database
+MAX_ID = 2**31 - 1
+
+CategoryIdPath = Annotated[int, Path(ge=1, le=MAX_ID, description="The category's id.")]
+
+
+def cursor_codec(request: Request) -> CursorCodec:
+    codec: CursorCodec = request.app.state.cursor_codec
+    return codec
+
+
+CursorCodecDep = Annotated[CursorCodec, Depends(cursor_codec)]
+
+
+async def owned_category(
+    category_id: CategoryIdPath, user: CurrentUser, session: SessionDep
+) -> Category:
+    """The current user's category with this id; 404 for any other, whoever owns it."""
+    category = await session.scalar(
+        select(Category).where(Category.id == category_id, Category.user_id == user.id)
+    )
+    if category is None:
+        raise NotFound("No such category")
+    return category
+
+
+OwnedCategory = Annotated[Category, Depends(owned_category)]
