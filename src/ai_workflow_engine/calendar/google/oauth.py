@@ -11,7 +11,7 @@ import secrets
 import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
@@ -147,7 +147,11 @@ class GoogleOAuth:
                 "Google refused the authorization code (expired or already used); "
                 "start the connection again"
             ) from None
-        return self._granted(token)
+        granted = self._granted(token)
+        if granted.scopes is None:
+            # Google names the granted scopes only when they differ from those asked for
+            granted = replace(granted, scopes=self._settings.google_scopes)
+        return granted
 
     async def refresh(self, refresh_token: str) -> GrantedTokens:
         """A new access token (and perhaps a rotated refresh token) for a refresh token.

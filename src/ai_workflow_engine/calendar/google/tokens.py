@@ -20,6 +20,7 @@ from ai_workflow_engine.calendar.errors import (
     NotConnected,
     ReconnectRequired,
 )
+from ai_workflow_engine.calendar.google.client import TokenSource
 from ai_workflow_engine.calendar.google.oauth import GoogleOAuth
 from ai_workflow_engine.calendar.models import GoogleConnection
 from ai_workflow_engine.core.config import GoogleSettings
@@ -76,6 +77,14 @@ class TokenProvider:
         if (refreshed_meanwhile or not force_refresh) and not self._expiring(locked):
             return await self._decrypt_access(session, locked)
         return await self._refresh(session, locked)
+
+    def token_source(self, session: AsyncSession, connection: GoogleConnection) -> TokenSource:
+        """`access_token` for this connection in the shape `GoogleCalendarApi.get_json` takes."""
+
+        async def token(force_refresh: bool) -> str:
+            return await self.access_token(session, connection, force_refresh=force_refresh)
+
+        return token
 
     def _expiring(self, connection: GoogleConnection) -> bool:
         if connection.access_token_encrypted is None:
