@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from tests.fixtures.databases import fresh_database_url
 from tests.fixtures.pgbouncer import (
     _session_launcher,
     infra_postgres_url,
@@ -15,6 +16,7 @@ from tests.fixtures.pgbouncer import (
 
 __all__ = [
     "_session_launcher",
+    "fresh_database_url",
     "infra_postgres_url",
     "pgbouncer",
     "pgbouncer_executable",
