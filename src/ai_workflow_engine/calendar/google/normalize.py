@@ -1,0 +1,196 @@
+"""Google event resources → the fields we store, or a deletion.
+
+Google describes a timed event's start and end as a local `dateTime` with an offset, or without
+one plus a `timeZone`; an all-day event as `date`s whose end is exclusive. We store:
+
+- timed events as UTC instants (`start_at`/`end_at`), converted with zoneinfo so that a wall time
+  given with a `timeZone` gets the offset in force on that day (DST included);
+- all-day events as Google's dates, never shifted, and as instants at local midnight of those
+  dates in the user's time zone (so that they sort and overlap with timed events).
+
+A cancelled item is a deletion: Google sends either just an `id` (an event that was deleted) or an
+`id` with `recurringEventId` and `originalStartTime` (one cancelled instance of a series). Neither
+is ever stored.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+STORED_STATUSES = frozenset({"confirmed", "tentative"})
+
+
+class MalformedEvent(ValueError):
+    """An event resource whose times cannot be read (Google never sends one; a proxy might)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Deletion:
+    google_event_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class NormalizedEvent:
+    google_event_id: str
+    recurring_event_id: str | None
+    title: str | None
+    description: str | None
+    location: str | None
+    status: str
+    all_day: bool
+    start_at: datetime
+    end_at: datetime
+    start_date: date | None
+    end_date: date | None
+    google_updated_at: datetime | None
+    content_hash: str
+
+    def stored_values(self) -> dict[str, Any]:
+        """The column values of a `calendar_events` row (without its keys and bookkeeping)."""
+        return {
+            "recurring_event_id": self.recurring_event_id,
+            "title": self.title,
+            "description": self.description,
+            "location": self.location,
+            "status": self.status,
+            "all_day": self.all_day,
+            "start_at": self.start_at,
+            "end_at": self.end_at,
+            "start_date": self.start_date,
+            "end_date": self.end_date,
+            "google_updated_at": self.google_updated_at,
+            "content_hash": self.content_hash,
+        }
+
+
+def zone_or_utc(name: str | None) -> ZoneInfo:
+    """The named IANA zone; UTC for a missing or unknown name."""
+    if not name:
+        return ZoneInfo("UTC")
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo("UTC")
+
+
+def local_midnight(day: date, zone: ZoneInfo) -> datetime:
+    """The instant (UTC) at which `day` begins in `zone`."""
+    return datetime.combine(day, time(0), tzinfo=zone).astimezone(UTC)
+
+
+def normalize_event(
+    item: Mapping[str, Any], *, user_zone: ZoneInfo, default_zone: ZoneInfo
+) -> NormalizedEvent | Deletion:
+    """Read one item of an events.list page.
+
+    `user_zone` places all-day events; `default_zone` (the calendar's zone, which events.list
+    reports as its `timeZone`) reads a wall time that comes with neither an offset nor a zone.
+    Raises `MalformedEvent` for an item without a usable id or times that is not a deletion.
+    """
+    event_id = item.get("id")
+    if not isinstance(event_id, str) or not event_id:
+        raise MalformedEvent("event without an id")
+    start, end = item.get("start"), item.get("end")
+    if item.get("status") == "cancelled" or not isinstance(start, Mapping):
+        # a deletion carries only the id (and, for an instance, the series and original start)
+        return Deletion(event_id)
+
+    start_zone = _zone_of(start, default_zone)
+    end_map: Mapping[str, Any] = end if isinstance(end, Mapping) else start
+    all_day = "date" in start and "dateTime" not in start
+    if all_day:
+        start_date = _parse_date(start.get("date"))
+        end_date = _parse_date(end_map.get("date")) if "date" in end_map else start_date
+        if end_date <= start_date:  # Google's end is exclusive: an all-day event lasts a day
+            end_date = date.fromordinal(start_date.toordinal() + 1)
+        start_at, end_at = (
+            local_midnight(start_date, user_zone),
+            local_midnight(end_date, user_zone),
+        )
+        dates: tuple[date | None, date | None] = (start_date, end_date)
+    else:
+        start_at = _parse_instant(start.get("dateTime"), start_zone)
+        end_at = _parse_instant(
+            end_map.get("dateTime", start.get("dateTime")), _zone_of(end_map, start_zone)
+        )
+        end_at = max(end_at, start_at)
+        dates = (None, None)
+
+    status = item.get("status")
+    fields: dict[str, Any] = {
+        "google_event_id": event_id,
+        "recurring_event_id": _text(item.get("recurringEventId")),
+        "title": _text(item.get("summary")) or None,
+        "description": _text(item.get("description")),
+        "location": _text(item.get("location")),
+        "status": status if status in STORED_STATUSES else "confirmed",
+        "all_day": all_day,
+        "start_at": start_at,
+        "end_at": end_at,
+        "start_date": dates[0],
+        "end_date": dates[1],
+    }
+    return NormalizedEvent(
+        **fields,
+        google_updated_at=_parse_optional_instant(item.get("updated")),
+        content_hash=content_hash(fields),
+    )
+
+
+def content_hash(fields: Mapping[str, Any]) -> str:
+    """A digest of the stored fields, stable across processes and Python versions.
+
+    Google's `updated` stamp is left out: it moves for changes we do not store (attendees,
+    reminders), and those are not updates of the event we show.
+    """
+    canonical = {
+        key: value.isoformat() if isinstance(value, date) else value
+        for key, value in sorted(fields.items())
+    }
+    body = json.dumps(canonical, separators=(",", ":"), ensure_ascii=False, sort_keys=True)
+    return hashlib.sha256(body.encode()).hexdigest()
+
+
+def _zone_of(moment: Mapping[str, Any], fallback: ZoneInfo) -> ZoneInfo:
+    name = moment.get("timeZone")
+    return zone_or_utc(name) if isinstance(name, str) and name else fallback
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _parse_date(value: Any) -> date:
+    if not isinstance(value, str):
+        raise MalformedEvent("all-day event without a date")
+    try:
+        return date.fromisoformat(value)
+    except ValueError as exc:
+        raise MalformedEvent(f"invalid date {value!r}") from exc
+
+
+def _parse_instant(value: Any, zone: ZoneInfo) -> datetime:
+    """An RFC 3339 timestamp as a UTC instant; a wall time without offset is read in `zone`."""
+    if not isinstance(value, str):
+        raise MalformedEvent("timed event without a dateTime")
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError as exc:
+        raise MalformedEvent(f"invalid dateTime {value!r}") from exc
+    if parsed.tzinfo is None:
+        # fold=0: an ambiguous wall time (the repeated hour in autumn) is its first occurrence
+        parsed = parsed.replace(tzinfo=zone)
+    return parsed.astimezone(UTC)
+
+
+def _parse_optional_instant(value: Any) -> datetime | None:
+    try:
+        return _parse_instant(value, ZoneInfo("UTC"))
+    except MalformedEvent:
+        return None

@@ -1,0 +1,292 @@
+"""The sync engine: makes the stored events of one calendar equal to Google's, page by page.
+
+It knows nothing of HTTP: it consumes an async iterator of events.list pages and writes through
+the caller's session (flushing, never committing), so a failure anywhere leaves the caller free to
+roll the whole run back.
+
+- A full run (no sync token) starts a new *generation* of the calendar, upserts every event it
+  sees with that generation, and at its end deletes the calendar's rows of older generations:
+  the events Google no longer has. Surviving events keep their row and id.
+- An incremental run applies the changes since its sync token: new, changed and deleted events.
+- Google answering 410 Gone to a sync token means it is no longer valid: it is forgotten and a
+  full run follows. Changes an incremental run applied before the 410 are then simply seen again
+  (unchanged) by the full run, so nothing is counted twice.
+- The new sync token is stored only after the last page has been applied.
+
+Writes are Core statements in bulk, one round of them per page (one SELECT of the page's ids and
+hashes, one INSERT of new rows, one UPDATE of changed rows, one UPDATE marking unchanged rows of a
+full run, one DELETE of cancelled rows): nothing enters the ORM identity map, so memory depends on
+the page size, not on the size of the calendar.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, cast
+from zoneinfo import ZoneInfo
+
+import structlog
+from sqlalchemy import Table, Update, bindparam, delete, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import CursorResult, Result
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ai_workflow_engine.calendar.google.client import SyncTokenExpired
+from ai_workflow_engine.calendar.google.events import EventPage
+from ai_workflow_engine.calendar.google.normalize import (
+    Deletion,
+    MalformedEvent,
+    NormalizedEvent,
+    normalize_event,
+    zone_or_utc,
+)
+from ai_workflow_engine.calendar.models import Calendar, CalendarEvent
+from ai_workflow_engine.core.db import utcnow
+
+log = structlog.get_logger(__name__)
+
+# Core tables: statements on them never load rows into the session's identity map
+EVENTS = cast("Table", CalendarEvent.__table__)
+CALENDARS = cast("Table", Calendar.__table__)
+
+# sync token (None: a full run) -> the pages of that run
+PageSource = Callable[[str | None], AsyncIterator[EventPage]]
+
+# the columns a changed event rewrites; its keys, category and created_at stay
+_REWRITTEN = (
+    "recurring_event_id",
+    "title",
+    "description",
+    "location",
+    "status",
+    "all_day",
+    "start_at",
+    "end_at",
+    "start_date",
+    "end_date",
+    "google_updated_at",
+    "content_hash",
+    "sync_generation",
+    "updated_at",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class CalendarState:
+    """What the engine needs of a stored calendar."""
+
+    id: int
+    user_id: int
+    google_calendar_id: str
+    time_zone: str | None
+    sync_token: str | None
+    sync_generation: int
+
+
+@dataclass(slots=True)
+class SyncCounts:
+    """Stored event instances created, changed and removed."""
+
+    created: int = 0
+    updated: int = 0
+    deleted: int = 0
+
+    def add(self, other: SyncCounts) -> None:
+        self.created += other.created
+        self.updated += other.updated
+        self.deleted += other.deleted
+
+
+@dataclass(frozen=True, slots=True)
+class CalendarSyncOutcome:
+    full_sync: bool
+    counts: SyncCounts
+
+
+async def sync_calendar(
+    session: AsyncSession, calendar: CalendarState, pages: PageSource, user_zone: ZoneInfo
+) -> CalendarSyncOutcome:
+    """Bring one calendar's stored events in line with Google's.
+
+    Incremental when the calendar has a sync token, full otherwise or when Google says the token
+    expired (410). `user_zone` places all-day events (midnight of their dates).
+    """
+    counts = SyncCounts()
+    if calendar.sync_token is not None:
+        try:
+            token = await _apply_run(
+                session,
+                calendar,
+                pages(calendar.sync_token),
+                calendar.sync_generation,
+                user_zone,
+                counts,
+                mark_seen=False,
+            )
+        except SyncTokenExpired:
+            log.info("calendar_sync_token_expired", calendar_id=calendar.id)
+        else:
+            await _store_token(session, calendar.id, token)
+            return CalendarSyncOutcome(full_sync=False, counts=counts)
+    await sync_calendar_fully(session, calendar, pages, user_zone, counts)
+    return CalendarSyncOutcome(full_sync=True, counts=counts)
+
+
+async def sync_calendar_fully(
+    session: AsyncSession,
+    calendar: CalendarState,
+    pages: PageSource,
+    user_zone: ZoneInfo,
+    counts: SyncCounts,
+) -> None:
+    """A full run: afterwards the calendar holds exactly the events Google listed."""
+    generation = await session.scalar(
+        update(CALENDARS)
+        .where(CALENDARS.c.id == calendar.id)
+        .values(sync_generation=CALENDARS.c.sync_generation + 1, sync_token=None)
+        .returning(CALENDARS.c.sync_generation)
+    )
+    assert generation is not None  # the caller holds the calendar's row
+    token = await _apply_run(
+        session, calendar, pages(None), generation, user_zone, counts, mark_seen=True
+    )
+    vanished = await session.execute(
+        delete(EVENTS).where(
+            EVENTS.c.calendar_id == calendar.id, EVENTS.c.sync_generation < generation
+        )
+    )
+    counts.deleted += _rowcount(vanished)
+    await _store_token(session, calendar.id, token)
+
+
+async def _apply_run(
+    session: AsyncSession,
+    calendar: CalendarState,
+    pages: AsyncIterator[EventPage],
+    generation: int,
+    user_zone: ZoneInfo,
+    counts: SyncCounts,
+    *,
+    mark_seen: bool,
+) -> str | None:
+    """Apply every page of one run; the run's next sync token (from its last page)."""
+    token: str | None = None
+    async for page in pages:
+        default_zone = zone_or_utc(page.time_zone or calendar.time_zone)
+        changes = _latest_changes(calendar, page.items, user_zone, default_zone)
+        if changes:
+            await _apply_page(session, calendar, changes, generation, counts, mark_seen=mark_seen)
+        if page.last:
+            token = page.next_sync_token
+    return token
+
+
+def _latest_changes(
+    calendar: CalendarState,
+    items: Iterable[Mapping[str, Any]],
+    user_zone: ZoneInfo,
+    default_zone: ZoneInfo,
+) -> dict[str, NormalizedEvent | Deletion]:
+    """The page's items by Google event id; an id listed twice counts as its last listing."""
+    changes: dict[str, NormalizedEvent | Deletion] = {}
+    for item in items:
+        try:
+            change = normalize_event(item, user_zone=user_zone, default_zone=default_zone)
+        except MalformedEvent as exc:
+            log.warning("google_event_skipped", calendar_id=calendar.id, reason=str(exc))
+            continue
+        changes.pop(change.google_event_id, None)
+        changes[change.google_event_id] = change
+    return changes
+
+
+async def _apply_page(
+    session: AsyncSession,
+    calendar: CalendarState,
+    changes: Mapping[str, NormalizedEvent | Deletion],
+    generation: int,
+    counts: SyncCounts,
+    *,
+    mark_seen: bool,
+) -> None:
+    rows = await session.execute(
+        select(EVENTS.c.google_event_id, EVENTS.c.id, EVENTS.c.content_hash).where(
+            EVENTS.c.calendar_id == calendar.id,
+            EVENTS.c.google_event_id.in_(list(changes)),
+        )
+    )
+    stored: dict[str, tuple[int, str]] = {row[0]: (row[1], row[2]) for row in rows}
+    now = utcnow()
+    new: list[dict[str, Any]] = []
+    changed: list[dict[str, Any]] = []
+    unchanged: list[int] = []
+    cancelled: list[int] = []
+    for google_id, change in changes.items():
+        found = stored.get(google_id)
+        if isinstance(change, Deletion):
+            if found is not None:
+                cancelled.append(found[0])
+            continue
+        values = {**change.stored_values(), "sync_generation": generation, "updated_at": now}
+        if found is None:
+            new.append(
+                {
+                    **values,
+                    "user_id": calendar.user_id,
+                    "calendar_id": calendar.id,
+                    "google_event_id": google_id,
+                    "created_at": now,
+                }
+            )
+        elif found[1] != change.content_hash:
+            changed.append({**{f"new_{k}": v for k, v in values.items()}, "row_id": found[0]})
+        else:
+            unchanged.append(found[0])
+
+    if new:
+        await session.execute(_insert_new(session), new)
+        counts.created += len(new)
+    if changed:
+        await session.execute(_update_changed(), changed)
+        counts.updated += len(changed)
+    if unchanged and mark_seen:
+        await session.execute(
+            update(EVENTS).where(EVENTS.c.id.in_(unchanged)).values(sync_generation=generation)
+        )
+    if cancelled:
+        result = await session.execute(delete(EVENTS).where(EVENTS.c.id.in_(cancelled)))
+        counts.deleted += _rowcount(result)
+
+
+def _insert_new(session: AsyncSession) -> postgresql.Insert | sqlite.Insert:
+    """INSERT of new events. The lock makes a conflict impossible; should one happen anyway
+    (two syncs of one calendar racing), the unique key keeps the first row and the second
+    insert is a no-op rather than a failed sync."""
+    statement: postgresql.Insert | sqlite.Insert
+    if session.get_bind().dialect.name == "postgresql":
+        statement = postgresql.insert(EVENTS)
+    else:
+        statement = sqlite.insert(EVENTS)
+    return statement.on_conflict_do_nothing(index_elements=["calendar_id", "google_event_id"])
+
+
+def _update_changed() -> Update:
+    """UPDATE of one changed event per parameter set (`row_id` and `new_<column>` values)."""
+    return (
+        update(EVENTS)
+        .where(EVENTS.c.id == bindparam("row_id"))
+        .values({name: bindparam(f"new_{name}", type_=EVENTS.c[name].type) for name in _REWRITTEN})
+    )
+
+
+async def _store_token(session: AsyncSession, calendar_id: int, token: str | None) -> None:
+    await session.execute(
+        update(CALENDARS).where(CALENDARS.c.id == calendar_id).values(sync_token=token)
+    )
+
+
+def _rowcount(result: Result[Any]) -> int:
+    """Rows a DELETE removed (DML results are cursor results on every driver we use)."""
+    assert isinstance(result, CursorResult)
+    return max(result.rowcount, 0)
