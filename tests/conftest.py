@@ -83,8 +83,16 @@ def make_settings(database_url: str, **overrides: Any) -> Settings:
     database = {"database_url": database_url, **overrides.pop("database", {})}
     auth = {"secret_key": TEST_SECRET, **overrides.pop("auth", {})}
     redis = {"redis_key_prefix": unique_name("aiwe") + ":", **overrides.pop("redis", {})}
+    # background jobs run only where a test starts them on purpose
+    jobs = {"jobs_in_process": False, **overrides.pop("jobs", {})}
     return load_settings(
-        database=database, auth=auth, redis=redis, environment="test", log_json=True, **overrides
+        database=database,
+        auth=auth,
+        redis=redis,
+        jobs=jobs,
+        environment="test",
+        log_json=True,
+        **overrides,
     )
 
 

@@ -117,6 +117,35 @@ def create_user_command(args: argparse.Namespace) -> None:
     print(f"created user {args.username} (id {user_id})")
 
 
+def _run_jobs_process(name: str) -> None:
+    from ai_workflow_engine.core.logging import configure_logging
+    from ai_workflow_engine.core.resources import open_resources
+    from ai_workflow_engine.jobs.runtime import run_scheduler, run_worker
+
+    settings = _settings()
+    if not settings.redis.redis_url:
+        raise CommandError(
+            f"`{name}` needs REDIS_URL (the job queue lives in Redis); without Redis, "
+            "`serve` runs the background jobs itself"
+        )
+    configure_logging(settings.log_level, json=settings.log_json)
+    runner = run_worker if name == "worker" else run_scheduler
+
+    async def main() -> None:
+        async with open_resources(settings) as resources:
+            await runner(resources)
+
+    asyncio.run(main())
+
+
+def worker(_args: argparse.Namespace) -> None:
+    _run_jobs_process("worker")
+
+
+def scheduler(_args: argparse.Namespace) -> None:
+    _run_jobs_process("scheduler")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ai-workflow-engine", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -129,6 +158,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     migrate_parser = commands.add_parser("migrate", help="apply pending database migrations")
     migrate_parser.set_defaults(handler=migrate)
+
+    worker_parser = commands.add_parser(
+        "worker", help="run background jobs from the Redis queue (calendar auto-sync)"
+    )
+    worker_parser.set_defaults(handler=worker)
+    scheduler_parser = commands.add_parser(
+        "scheduler", help="queue due background jobs (calendar auto-sync) every tick"
+    )
+    scheduler_parser.set_defaults(handler=scheduler)
 
     user_parser = commands.add_parser(
         "create-user", help="create a user (password from a prompt, or the first line of stdin)"

@@ -6,11 +6,9 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
 
-import httpx
 import structlog
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
-from redis.asyncio import Redis
 
 from ai_workflow_engine import __version__
 from ai_workflow_engine.auth.router import router as auth_router
@@ -20,15 +18,15 @@ from ai_workflow_engine.calendar.router import router as calendar_router
 from ai_workflow_engine.categories.router import router as categories_router
 from ai_workflow_engine.core import migrations
 from ai_workflow_engine.core.config import Settings, load_settings
-from ai_workflow_engine.core.crypto import TokenCipher
-from ai_workflow_engine.core.db import create_engine, create_sessionmaker
 from ai_workflow_engine.core.errors import install_error_handlers
 from ai_workflow_engine.core.logging import configure_logging
 from ai_workflow_engine.core.middleware import RequestContextMiddleware
 from ai_workflow_engine.core.openapi import install_openapi
 from ai_workflow_engine.core.pagination import CursorCodec
+from ai_workflow_engine.core.resources import open_resources
 from ai_workflow_engine.core.security import PasswordHasher, TokenCodec
 from ai_workflow_engine.health.router import router as health_router
+from ai_workflow_engine.jobs.runtime import run_jobs_in_process
 from ai_workflow_engine.profile.router import router as profile_router
 from ai_workflow_engine.settings.router import router as settings_router
 from ai_workflow_engine.tasks.router import router as tasks_router
@@ -43,43 +41,35 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = create_engine(settings.database)
-        sessionmaker = create_sessionmaker(engine)
-        redis: Redis | None = None
-        if settings.redis.redis_url:
-            timeout = settings.redis.redis_timeout_seconds
-            redis = Redis.from_url(
-                settings.redis.redis_url, socket_timeout=timeout, socket_connect_timeout=timeout
+        async with open_resources(settings) as resources:
+            window = timedelta(minutes=settings.auth.login_failure_window_minutes)
+            store: AuthStateStore
+            if resources.redis is not None:
+                store = RedisAuthState(
+                    resources.redis,
+                    settings.redis.redis_key_prefix,
+                    settings.auth.login_max_failures,
+                    window,
+                )
+            else:
+                store = DatabaseAuthState(settings.auth.login_max_failures, window)
+            if settings.database.is_sqlite:
+                # the embedded default keeps itself at the latest schema
+                await migrations.upgrade(resources.engine)
+            app.state.resources = resources
+            app.state.engine = resources.engine
+            app.state.sessionmaker = resources.sessionmaker
+            app.state.redis = resources.redis
+            app.state.google_http = resources.google_http
+            app.state.token_cipher = resources.token_cipher
+            app.state.auth_state = store
+            log.info(
+                "started",
+                database=resources.engine.url.get_backend_name(),
+                redis=resources.redis is not None,
             )
-        window = timedelta(minutes=settings.auth.login_failure_window_minutes)
-        store: AuthStateStore
-        if redis is not None:
-            store = RedisAuthState(
-                redis, settings.redis.redis_key_prefix, settings.auth.login_max_failures, window
-            )
-        else:
-            store = DatabaseAuthState(settings.auth.login_max_failures, window)
-        if settings.database.is_sqlite:
-            # the embedded default keeps itself at the latest schema
-            await migrations.upgrade(engine)
-        # one pooled HTTP client for every call to Google (OAuth and Calendar API)
-        google_http = httpx.AsyncClient(
-            timeout=httpx.Timeout(settings.google.google_http_timeout_seconds),
-            limits=httpx.Limits(max_connections=20, max_keepalive_connections=10),
-        )
-        app.state.engine = engine
-        app.state.sessionmaker = sessionmaker
-        app.state.redis = redis
-        app.state.auth_state = store
-        app.state.google_http = google_http
-        log.info("started", database=engine.url.get_backend_name(), redis=redis is not None)
-        try:
-            yield
-        finally:
-            await google_http.aclose()
-            if redis is not None:
-                await redis.aclose()
-            await engine.dispose()
+            async with run_jobs_in_process(resources):
+                yield
 
     app = FastAPI(
         title="AI Workflow Engine",
@@ -92,7 +82,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.token_codec = TokenCodec(settings.auth)
     app.state.cursor_codec = CursorCodec(settings.auth.secret_key.get_secret_value())
     app.state.password_hasher = PasswordHasher()
-    app.state.token_cipher = TokenCipher.from_settings(settings)
     install_error_handlers(
         app,
         db_retry_after=settings.database.database_retry_after_seconds,
