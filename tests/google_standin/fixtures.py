@@ -1,8 +1,8 @@
 """pytest fixtures for the stand-in. In a conftest::
 
-    from tests.google_standin.fixtures import google_standin, google_standin_factory
+from tests.google_standin.fixtures import google_standin, google_standin_factory
 
-    __all__ = ["google_standin", "google_standin_factory"]
+__all__ = ["google_standin", "google_standin_factory"]
 """
 
 from __future__ import annotations
