@@ -271,14 +271,16 @@ async def test_sslmode_verify_full(pgbouncer_tls: PgBouncer, tls_files: TlsFiles
     outcomes = []
     for host, rootcert, connects in _verify_cases(tls_files):
         url = pgbouncer_tls.url("app", host=host, sslmode="verify-full", sslrootcert=rootcert)
-        async with running_app(make_settings(url)) as (_app, client):
+        async with running_app(make_settings(url)) as (app, client):
             ready = await client.get("/health/ready")
-            response = await register(client, new_user("vf"))
-        outcomes.append((host, rootcert, connects, ready.status_code, response.status_code))
+            # a well-formed token of nobody: 401 once the database answered, 503 if it did not
+            token = app.state.token_codec.issue(10**9, "verify-full", "access")[0]
+            me = await client.get("/api/v1/users/me", headers={"Authorization": f"Bearer {token}"})
+        outcomes.append((host, rootcert, connects, ready.status_code, me.status_code))
         if connects:
             assert ready.status_code == 200, ready.text
-            assert response.status_code == 201, response.text
+            assert me.status_code == 401, me.text
         else:
             assert ready.status_code == 503, (host, rootcert, ready.text)
-            assert_problem(response, 503)
+            assert_problem(me, 503)
     assert [o[2] for o in outcomes].count(True) == 1, outcomes

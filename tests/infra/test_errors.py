@@ -9,11 +9,13 @@ from typing import Any
 
 import httpx
 import pytest
+from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 from sqlalchemy import text
 
 from ai_workflow_engine.core.db import SessionDep
-from tests.conftest import AppFactory
+from ai_workflow_engine.main import create_app
+from tests.conftest import Backend, empty_tables, make_settings
 from tests.infra.helpers import PROBLEM, assert_problem, bearer, login, new_user, register
 
 BODY_LIMIT = 2048
@@ -28,13 +30,18 @@ async def _bad_sql(session: SessionDep) -> None:
     await session.execute(text("SELECT password_hash FROM no_such_table_for_sure"))
 
 
-@pytest.fixture
-async def app(app_factory: AppFactory) -> AsyncIterator[FastAPI]:
-    async with app_factory(http={"max_request_body_bytes": BODY_LIMIT}) as running:
-        # two endpoints that fail the way bugs do: an exception and a failing statement
-        running.add_api_route("/api/v1/_test/crash", _raise_runtime_error, methods=["GET"])
-        running.add_api_route("/api/v1/_test/bad-sql", _bad_sql, methods=["GET"])
-        yield running
+@pytest.fixture(scope="module")
+async def app(backend: Backend) -> AsyncIterator[FastAPI]:
+    """One running app per backend for this module (nothing here depends on stored data)."""
+    running = create_app(make_settings(backend.url, http={"max_request_body_bytes": BODY_LIMIT}))
+    # two endpoints that fail the way bugs do: an exception and a failing statement
+    running.add_api_route("/api/v1/_test/crash", _raise_runtime_error, methods=["GET"])
+    running.add_api_route("/api/v1/_test/bad-sql", _bad_sql, methods=["GET"])
+    async with LifespanManager(running):
+        try:
+            yield running
+        finally:
+            await empty_tables(running)
 
 
 @pytest.fixture

@@ -31,7 +31,7 @@ async def test_concurrent_burst_through_pgbouncer_has_no_errors(pgbouncer: PgBou
     settings = make_settings(pgbouncer.url("app"))
     async with running_app(settings) as (_app, client):
         async with asyncio.timeout(BURST_TIMEOUT):
-            seeded = [new_user("seed") for _ in range(8)]
+            seeded = [new_user("seed") for _ in range(4)]
             created = await asyncio.gather(*(register(client, user) for user in seeded))
             assert [r.status_code for r in created] == [201] * len(seeded)
             logins = await asyncio.gather(*(login(client, u["username"]) for u in seeded))
@@ -40,10 +40,11 @@ async def test_concurrent_burst_through_pgbouncer_has_no_errors(pgbouncer: PgBou
 
             calls: list[Awaitable[httpx.Response]] = []
             expected_me: dict[int, str] = {}
-            fresh = [new_user("burst") for _ in range(20)]
+            # 80 at once; password hashing is CPU-bound by design, so most are reads
+            fresh = [new_user("burst") for _ in range(10)]
             calls += [register(client, user) for user in fresh]
-            calls += [login(client, seeded[i % len(seeded)]["username"]) for i in range(16)]
-            for i in range(34):
+            calls += [login(client, seeded[i % len(seeded)]["username"]) for i in range(10)]
+            for i in range(50):
                 expected_me[len(calls)] = seeded[i % len(seeded)]["username"]
                 headers = bearer(tokens[i % len(tokens)])
                 calls.append(client.get("/api/v1/users/me", headers=headers))
@@ -59,7 +60,7 @@ async def test_concurrent_burst_through_pgbouncer_has_no_errors(pgbouncer: PgBou
         assert len(responses) == 80
         for index, username in expected_me.items():
             assert responses[index].json()["username"] == username
-        assert sorted(r.json()["username"] for r in responses[:20]) == sorted(
+        assert sorted(r.json()["username"] for r in responses[:10]) == sorted(
             u["username"] for u in fresh
         )
 
