@@ -6,6 +6,7 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
@@ -204,3 +205,32 @@ async def test_postgres_gone_behind_pgbouncer_does_not_hang_requests(
             await _assert_up(client, token, user["username"])
     finally:
         await proxy.stop()
+
+
+async def test_redis_down_gives_quick_503s_where_it_is_needed(tmp_path: Path) -> None:
+    """REDIS_URL set but nothing there: what needs the shared state answers 503 with
+    Retry-After; readiness names Redis; what does not need it keeps working."""
+    url = f"sqlite:///{tmp_path / 'app.db'}"
+    redis_url = f"redis://127.0.0.1:{free_port()}/0"
+    async with running_app(make_settings(url, redis={"redis_url": redis_url})) as (app, client):
+        user = new_user("redisdown")
+        assert (await register(client, user)).status_code == 201  # the database alone
+
+        watch = Stopwatch()
+        response = await login(client, user["username"])
+        assert watch.elapsed < FAST, watch.elapsed
+        body = assert_problem(response, 503)
+        assert body["type"].endswith("/redis-unavailable"), body
+        assert response.headers.get("retry-after") == str(
+            app.state.settings.redis.redis_retry_after_seconds
+        )
+        response = await client.get("/api/v1/users/me", headers=bearer(_token(app)))
+        assert_problem(response, 503)
+
+        ready = await client.get("/health/ready")
+        assert ready.status_code == 503
+        checks = ready.json()["checks"]
+        assert checks["database"] == "ok"
+        assert checks["migrations"] == "ok"
+        assert checks["redis"].startswith("unreachable"), checks
+        assert (await client.get("/health")).status_code == 200
