@@ -1,5 +1,73 @@
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated, Any
 
-router = APIRouter(prefix="/api/v1/tasks", tags=["tasks"])
+from fastapi import APIRouter, Query, Response, status
+
+from ai_workflow_engine.auth.deps import AUTH_RESPONSES, CurrentUser
+from ai_workflow_engine.core.db import SessionDep
+from ai_workflow_engine.core.errors import Problem
+from ai_workflow_engine.core.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, Page
+from ai_workflow_engine.tasks import service
+from ai_workflow_engine.tasks.deps import CursorCodecDep, OwnedTask
+from ai_workflow_engine.tasks.schemas import TaskCreate, TaskListQuery, TaskRead, TaskUpdate
+
+router = APIRouter(
+    prefix="/api/v1/tasks",
+    tags=["tasks"],
+    responses={
+        **AUTH_RESPONSES,
+        422: {
+            "model": Problem,
+            "description": "Invalid input, or a category that is not yours; `errors` names "
+            "each field",
+        },
+    },
+)
+
+NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: {"model": Problem, "description": "No such task (or not yours)"}
+}
+
+
+@router.get("", response_model=Page[TaskRead])
+async def list_tasks(
+    filters: Annotated[TaskListQuery, Query()],
+    user: CurrentUser,
+    session: SessionDep,
+    codec: CursorCodecDep,
+    limit: LimitQuery = DEFAULT_LIMIT,
+    cursor: CursorQuery = None,
+) -> Page[TaskRead]:
+    """Your tasks, filtered and sorted (newest first by default), one page at a time."""
+    return await service.list_tasks(session, codec, user.id, filters, limit, cursor)
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=TaskRead)
+async def create_task(data: TaskCreate, user: CurrentUser, session: SessionDep) -> TaskRead:
+    """Create a task. Its category, if any, must be one of yours."""
+    return TaskRead.model_validate(await service.create_task(session, user.id, data))
+
+
+@router.get("/{task_id}", response_model=TaskRead, responses=NOT_FOUND)
+async def read_task(task: OwnedTask) -> TaskRead:
+    return TaskRead.model_validate(task)
+
+
+@router.patch("/{task_id}", response_model=TaskRead, responses=NOT_FOUND)
+async def update_task(
+    data: TaskUpdate, task: OwnedTask, user: CurrentUser, session: SessionDep
+) -> TaskRead:
+    """Change the fields sent; `completed_at` follows the status."""
+    return TaskRead.model_validate(await service.update_task(session, user.id, task, data))
+
+
+@router.delete(
+    "/{task_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    responses=NOT_FOUND,
+)
+async def delete_task(task: OwnedTask, session: SessionDep) -> Response:
+    await service.delete_task(session, task)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -1,0 +1,136 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal, get_args
+
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+)
+
+from ai_workflow_engine.categories.deps import MAX_ID
+from ai_workflow_engine.categories.schemas import reject_nul_characters
+
+TaskStatus = Literal["pending", "in_progress", "completed", "cancelled", "on_hold"]
+TaskPriority = Literal["low", "medium", "high", "urgent"]
+TaskType = Literal[
+    "general", "coding", "review", "testing", "deployment", "meeting", "research", "opportunity"
+]
+TaskSort = Literal["due_at", "-due_at", "created_at", "-created_at", "priority", "-priority"]
+
+# priorities are stored as their rank so that the database sorts them low < ... < urgent
+PRIORITY_RANK: dict[str, int] = {name: rank for rank, name in enumerate(get_args(TaskPriority), 1)}
+PRIORITY_BY_RANK: dict[int, str] = {rank: name for name, rank in PRIORITY_RANK.items()}
+
+
+def _as_utc(value: datetime) -> datetime:
+    try:
+        return value.astimezone(UTC)
+    except OverflowError as exc:  # e.g. 9999-12-31T23:00:00-05:00 is past year 9999 in UTC
+        raise ValueError("Timestamp out of range") from exc
+
+
+Timestamp = Annotated[
+    AwareDatetime,
+    AfterValidator(_as_utc),
+    Field(description="RFC 3339 with an offset.", examples=["2026-12-01T09:00:00Z"]),
+]
+Title = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=500),
+    AfterValidator(reject_nul_characters),
+]
+Description = Annotated[str, Field(max_length=20000), AfterValidator(reject_nul_characters)]
+EstimatedMinutes = Annotated[int, Field(ge=1, le=10080, strict=True)]
+CategoryRef = Annotated[
+    int, Field(ge=1, le=MAX_ID, strict=True, description="One of your categories.")
+]
+
+
+class TaskCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    title: Title
+    description: Description | None = None
+    status: TaskStatus = "pending"
+    priority: TaskPriority = "medium"
+    task_type: TaskType = "general"
+    category_id: CategoryRef | None = None
+    due_at: Timestamp | None = None
+    estimated_minutes: EstimatedMinutes | None = None
+
+
+class TaskUpdate(BaseModel):
+    """Partial update: only the fields sent change. Title, status, priority and type are never
+    null; description, category, due date and estimate may be cleared with null."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    title: Title | None = None
+    description: Description | None = None
+    status: TaskStatus | None = None
+    priority: TaskPriority | None = None
+    task_type: TaskType | None = None
+    category_id: CategoryRef | None = None
+    due_at: Timestamp | None = None
+    estimated_minutes: EstimatedMinutes | None = None
+
+    @field_validator("title", "status", "priority", "task_type")
+    @classmethod
+    def _not_null(cls, value: Any) -> Any:
+        # runs only for fields that were sent: an explicit null is an error, an omission is not
+        if value is None:
+            raise ValueError("may not be null")
+        return value
+
+
+class TaskRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    title: str
+    description: str | None
+    status: TaskStatus
+    priority: TaskPriority
+    task_type: TaskType
+    category_id: int | None
+    due_at: datetime | None
+    estimated_minutes: int | None
+    completed_at: datetime | None = Field(
+        description="Set when the status becomes completed, cleared when it leaves it."
+    )
+    created_at: datetime
+    updated_at: datetime
+
+    @field_validator("priority", mode="before")
+    @classmethod
+    def _priority_name(cls, value: Any) -> Any:
+        return PRIORITY_BY_RANK.get(value, value) if isinstance(value, int) else value
+
+
+class TaskListQuery(BaseModel):
+    """Filters and ordering of the task list. Repeat a filter to match any of several values."""
+
+    status: list[TaskStatus] = Field(default_factory=list)
+    priority: list[TaskPriority] = Field(default_factory=list)
+    task_type: list[TaskType] = Field(default_factory=list)
+    category_id: int | None = Field(
+        default=None, ge=1, le=MAX_ID, description="Another user's category matches nothing."
+    )
+    due_after: Timestamp | None = Field(default=None, description="Due at or after this instant.")
+    due_before: Timestamp | None = Field(default=None, description="Due before this instant.")
+    q: Annotated[str, AfterValidator(reject_nul_characters)] | None = Field(
+        default=None,
+        max_length=200,
+        description="Case-insensitive substring of the title or description.",
+    )
+    sort: TaskSort = Field(
+        default="-created_at",
+        description="Tasks without a due date come last both ways; ties are broken by id, "
+        "in the same direction.",
+    )

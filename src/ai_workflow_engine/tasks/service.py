@@ -1,0 +1,145 @@
+"""Tasks: creation and updates with their server-owned fields, and the filtered, sorted list."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ai_workflow_engine.categories.service import user_has_category
+from ai_workflow_engine.core.db import utcnow
+from ai_workflow_engine.core.errors import InvalidInput
+from ai_workflow_engine.core.pagination import CursorCodec, Page
+from ai_workflow_engine.tasks import repository
+from ai_workflow_engine.tasks.models import Task
+from ai_workflow_engine.tasks.repository import Ordering, Position, SortValue
+from ai_workflow_engine.tasks.schemas import (
+    PRIORITY_RANK,
+    TaskCreate,
+    TaskListQuery,
+    TaskRead,
+    TaskSort,
+    TaskUpdate,
+)
+
+_NOT_YOUR_CATEGORY = "No such category: use the id of one of your categories"
+_BAD_CURSOR = "Invalid cursor; use a next_cursor from this listing"
+
+
+async def create_task(session: AsyncSession, user_id: int, data: TaskCreate) -> Task:
+    """Create a task; 422 when `category_id` is not one of the user's categories."""
+    if data.category_id is not None:
+        await _require_category(session, user_id, data.category_id)
+    task = Task(
+        user_id=user_id,
+        title=data.title,
+        description=data.description,
+        status=data.status,
+        priority=PRIORITY_RANK[data.priority],
+        task_type=data.task_type,
+        category_id=data.category_id,
+        due_at=data.due_at,
+        estimated_minutes=data.estimated_minutes,
+        completed_at=utcnow() if data.status == "completed" else None,
+        search_text=repository.search_text(data.title, data.description),
+    )
+    async with _category_still_there(session):
+        session.add(task)
+    return task
+
+
+async def update_task(session: AsyncSession, user_id: int, task: Task, data: TaskUpdate) -> Task:
+    """Apply the fields sent.
+
+    `completed_at` follows the status: set when it becomes completed, cleared when it leaves it.
+    """
+    changes: dict[str, Any] = data.model_dump(exclude_unset=True)
+    if changes.get("category_id") is not None:
+        await _require_category(session, user_id, changes["category_id"])
+    if "priority" in changes:
+        changes["priority"] = PRIORITY_RANK[changes["priority"]]
+    if "status" in changes and changes["status"] != task.status:
+        changes["completed_at"] = utcnow() if changes["status"] == "completed" else None
+    async with _category_still_there(session):
+        for field, value in changes.items():
+            setattr(task, field, value)
+        task.search_text = repository.search_text(task.title, task.description)
+    return task
+
+
+async def delete_task(session: AsyncSession, task: Task) -> None:
+    """Delete a task."""
+    await session.delete(task)
+    await session.flush()
+
+
+async def list_tasks(
+    session: AsyncSession,
+    codec: CursorCodec,
+    user_id: int,
+    filters: TaskListQuery,
+    limit: int,
+    cursor: str | None,
+) -> Page[TaskRead]:
+    """One page of the user's tasks matching `filters`, in the order of `filters.sort`."""
+    ordering = Ordering.of(filters.sort)
+    start_after = _decode_cursor(codec, filters.sort, cursor) if cursor is not None else None
+    query = repository.filtered(user_id, filters)
+    # one row more than the page tells whether another page follows, in the same query
+    tasks = await repository.fetch_page(session, query, ordering, start_after, limit + 1)
+    next_cursor = None
+    if len(tasks) > limit:
+        tasks = tasks[:limit]
+        last = tasks[-1]
+        next_cursor = _encode_cursor(codec, filters.sort, ordering.value_of(last), last.id)
+    return Page(items=[TaskRead.model_validate(task) for task in tasks], next_cursor=next_cursor)
+
+
+async def _require_category(session: AsyncSession, user_id: int, category_id: int) -> None:
+    if not await user_has_category(session, user_id, category_id):
+        raise InvalidInput(["body", "category_id"], _NOT_YOUR_CATEGORY)
+
+
+@asynccontextmanager
+async def _category_still_there(session: AsyncSession) -> AsyncIterator[None]:
+    """Make the changes in the block and flush them in a savepoint.
+
+    The only constraint a valid task can break is its category's foreign key, when the category
+    was deleted by a concurrent request after `_require_category` saw it: that is the same 422.
+    """
+    try:
+        async with session.begin_nested():
+            yield
+            await session.flush()
+    except IntegrityError as exc:
+        raise InvalidInput(["body", "category_id"], _NOT_YOUR_CATEGORY) from exc
+
+
+def _cursor_scope(sort: TaskSort) -> str:
+    # the sort is part of the scope: a cursor from one ordering is meaningless in another
+    return f"tasks:{sort}"
+
+
+def _encode_cursor(codec: CursorCodec, sort: TaskSort, value: SortValue, task_id: int) -> str:
+    encoded = value.isoformat() if isinstance(value, datetime) else value
+    return codec.encode(_cursor_scope(sort), [encoded, task_id])
+
+
+def _decode_cursor(codec: CursorCodec, sort: TaskSort, cursor: str) -> Position:
+    values = codec.decode(_cursor_scope(sort), cursor)
+    ordering = Ordering.of(sort)
+    match values:
+        case [None, int() as task_id] if ordering.nullable:
+            return Position(None, task_id)
+        case [str() as stamp, int() as task_id] if ordering.column is not Task.priority:
+            try:
+                return Position(datetime.fromisoformat(stamp), task_id)
+            except ValueError:
+                pass
+        case [int() as rank, int() as task_id] if ordering.column is Task.priority:
+            return Position(rank, task_id)
+    raise InvalidInput(["query", "cursor"], _BAD_CURSOR)
