@@ -19,7 +19,7 @@ from ai_workflow_engine.core.config import (
 )
 from ai_workflow_engine.core.db import create_engine
 from tests.conftest import make_settings
-from tests.fixtures.pgbouncer import PgBouncer
+from tests.fixtures.pgbouncer import PgBouncer, PgBouncerLauncher
 from tests.fixtures.tls import TlsFiles
 from tests.infra.helpers import assert_problem, new_user, register, running_app
 
@@ -198,18 +198,34 @@ def _with_port(url: str, port: int, database: str) -> str:
     return parts._replace(netloc=f"postgres@127.0.0.1:{port}", path=f"/{database}").geturl()
 
 
-async def test_sslmode_require_through_pgbouncer_uses_tls(pgbouncer_tls: PgBouncer) -> None:
-    url = _with_port(OLD_DEPLOYMENT_URL, pgbouncer_tls.port, "app")
+async def _client_tls(bouncer: PgBouncer, url: str, name: str) -> list[str]:
+    """Run the app on `url` and report how pgbouncer sees its connections (TLS or "")."""
     async with running_app(make_settings(url)) as (_app, client):
-        assert (await register(client, new_user("tls"))).status_code == 201
         ready = await client.get("/health/ready")
         assert ready.status_code == 200, ready.text
-        # the app's pooled connections, seen from pgbouncer: every one of them is TLS
-        clients = pgbouncer_tls.clients("app")
-        assert clients
-        assert all(str(row["tls"]).startswith("TLS") for row in clients), clients
+        return [str(row["tls"]) for row in bouncer.clients("app")
+                if row["application_name"] == name]
 
-    engine = create_engine(DatabaseSettings(database_url=url))
+
+async def test_sslmode_require_through_pgbouncer_uses_tls(
+    pgbouncer_factory: PgBouncerLauncher,
+) -> None:
+    """pgbouncer here offers TLS but does not insist: what the connection uses is the client's
+    choice, so this shows the URL's sslmode is what decides."""
+    bouncer = pgbouncer_factory.create(tls=True, client_tls_sslmode="allow", name="tls-optional")
+    old_form = _with_port(OLD_DEPLOYMENT_URL, bouncer.port, "app") + "&application_name=aiwe-req"
+    required = await _client_tls(bouncer, old_form, "aiwe-req")
+    assert required, "the app's connections did not show up in pgbouncer"
+    assert all(tls.startswith("TLS") for tls in required), required
+
+    disabled = await _client_tls(
+        bouncer, bouncer.url("app", sslmode="disable", application_name="aiwe-off"), "aiwe-off"
+    )
+    assert disabled
+    assert all(tls == "" for tls in disabled), disabled
+
+    # and from the driver's side: the app's own engine, with the old deployment's URL
+    engine = create_engine(DatabaseSettings(database_url=old_form))
     try:
         async with engine.connect() as connection:
             raw = await connection.get_raw_connection()
