@@ -74,7 +74,7 @@ class RunningStandin(_Urls):
     def consent(self, auth_url: str, *, timeout: float = 10.0) -> ConsentRedirect:
         """Play the browser: open ``auth_url`` and return where the 302 points.
         Raises ``AssertionError`` when the consent endpoint shows an error page instead."""
-        response = httpx.get(auth_url, follow_redirects=False, timeout=timeout)
+        response = httpx.get(auth_url, follow_redirects=False, timeout=timeout, trust_env=False)
         if response.status_code != 302:
             raise AssertionError(
                 f"consent answered {response.status_code}, not a redirect: {response.text}"
@@ -160,7 +160,7 @@ class ControlClient:
     """HTTP client of a stand-in process's ``/_control`` endpoints."""
 
     def __init__(self, base_url: str, *, timeout: float = 120.0) -> None:
-        self._http = httpx.Client(base_url=base_url + "/_control", timeout=timeout)
+        self._http = httpx.Client(base_url=base_url + "/_control", timeout=timeout, trust_env=False)
 
     def close(self) -> None:
         self._http.close()

@@ -39,7 +39,7 @@ class EventRecord:
     extra: dict[str, Any] = field(default_factory=dict)
     # series masters only: instance id -> exception record
     exceptions: dict[str, EventRecord] | None = None
-    _occurrences: tuple[tuple[int, dt.date], list[Occurrence]] | None = None
+    _occurrences: tuple[tuple[int, dt.date, int], list[Occurrence]] | None = None
 
     @property
     def cancelled(self) -> bool:
@@ -134,10 +134,14 @@ class CalendarState:
         return bisect.bisect_right(self.log_seqs, after_seq)
 
     def occurrences(self, master: EventRecord, until: dt.datetime, limit: int) -> list[Occurrence]:
-        """Instances of ``master`` starting no later than ``until`` (an instant), cached per change
-        and per day of ``until``."""
+        """Instances of ``master`` starting no later than the UTC midnight after ``until``, at most
+        ``limit``; cached per change of the master and per day of ``until``."""
         assert master.recurrence is not None
-        cache_key = (master.seq, until.date())
+        # round the bound up to a UTC midnight so that cached expansions are stable within a day
+        until = dt.datetime.combine(until.astimezone(UTC).date(), dt.time(), UTC) + dt.timedelta(
+            days=1
+        )
+        cache_key = (master.seq, until.date(), limit)
         if master._occurrences is not None and master._occurrences[0] == cache_key:
             return master._occurrences[1]
         out: list[Occurrence] = []

@@ -331,6 +331,31 @@ def test_revoke_grant_from_control_api_and_rotation(
     assert listing.status_code == 401
 
 
+def test_refresh_token_expiry(google_standin_factory: StandinFactory) -> None:
+    standin = google_standin_factory(StandinConfig(refresh_token_lifetime=7 * 86400))
+    tokens = standin.control.mint_tokens()
+    assert refresh(standin, tokens["refresh_token"]).status_code == 200
+    standin.control.clock.advance(dt.timedelta(days=7))
+    assert refresh(standin, tokens["refresh_token"]).json()["error"] == "invalid_grant"
+    fresh = standin.control.mint_tokens()
+    assert standin.control.expire_refresh_tokens() >= 1
+    assert refresh(standin, fresh["refresh_token"]).json()["error"] == "invalid_grant"
+
+
+def test_partial_consent_grants_fewer_scopes(standin: RunningStandin) -> None:
+    verifier, challenge = pkce_pair()
+    standin.control.queue_consent(granted_scopes=["openid", "email"])
+    code = standin.consent(auth_url(standin, challenge)).code
+    assert code is not None
+    body = exchange(standin, code, verifier).json()
+    assert body["scope"] == "openid https://www.googleapis.com/auth/userinfo.email"
+    listing = httpx.get(
+        standin.calendar_api_base + events_path(),
+        headers={"Authorization": f"Bearer {body['access_token']}"},
+    )
+    assert listing.status_code == 403
+
+
 def test_expired_missing_and_underscoped_tokens(standin: RunningStandin, api: httpx.Client) -> None:
     assert api.get(events_path()).status_code == 200
     assert standin.control.expire_access_tokens() == 1
