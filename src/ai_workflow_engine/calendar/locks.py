@@ -26,7 +26,6 @@ from redis.asyncio import Redis
 from redis.exceptions import LockError
 from sqlalchemy import Table, delete, update
 from sqlalchemy.dialects import postgresql
-from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ai_workflow_engine.calendar.errors import SyncInProgress
@@ -98,20 +97,22 @@ class UserSyncLock:
         async with self._sessionmaker() as session, session.begin():
             now = utcnow()
             expires_at = now + timedelta(seconds=self._lease)
-            inserted = await session.execute(
+            taken = await session.scalar(
                 postgresql.insert(LOCKS)
                 .values(user_id=user_id, owner=owner, expires_at=expires_at)
                 .on_conflict_do_nothing(index_elements=["user_id"])
+                .returning(LOCKS.c.owner)
             )
-            if _rowcount(inserted) == 0:
+            if taken is None:
                 # somebody holds it, or held it and died: only an expired lease is taken over
-                taken = await session.execute(
+                taken = await session.scalar(
                     update(LOCKS)
                     .where(LOCKS.c.user_id == user_id, LOCKS.c.expires_at <= now)
                     .values(owner=owner, expires_at=expires_at)
+                    .returning(LOCKS.c.owner)
                 )
-                if _rowcount(taken) == 0:
-                    raise SyncInProgress(RETRY_AFTER_SECONDS)
+            if taken is None:
+                raise SyncInProgress(RETRY_AFTER_SECONDS)
         try:
             yield
         finally:
@@ -119,8 +120,3 @@ class UserSyncLock:
                 await session.execute(
                     delete(LOCKS).where(LOCKS.c.user_id == user_id, LOCKS.c.owner == owner)
                 )
-
-
-def _rowcount(result: object) -> int:
-    assert isinstance(result, CursorResult)
-    return max(result.rowcount, 0)
