@@ -68,7 +68,7 @@ async def _assert_database_down(app: FastAPI, client: httpx.AsyncClient) -> None
     assert (await client.get("/metrics")).status_code == 200
 
 
-async def test_closed_port_gives_quick_503s(infra_postgres_url: str) -> None:
+async def test_closed_port_gives_quick_503s() -> None:
     """Nothing listens on the port: the app still starts (PostgreSQL is not touched at start-up)
     and every endpoint that needs the database answers 503 with Retry-After, fast."""
     url = f"postgresql://postgres@127.0.0.1:{free_port()}/aiwe"
