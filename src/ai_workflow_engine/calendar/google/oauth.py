@@ -83,6 +83,18 @@ def _check_status(response: httpx.Response) -> httpx.Response:
     return response
 
 
+class _SharedClientTransport(httpx.AsyncBaseTransport):
+    """Sends Authlib's requests through the app's shared client: its connection pool, TLS
+    context and limits (a client of its own would build a TLS context per call). Closing the
+    Authlib client leaves the shared one open."""
+
+    def __init__(self, http: httpx.AsyncClient) -> None:
+        self._http = http
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        return await self._http.send(request, stream=True, follow_redirects=False)
+
+
 class GoogleOAuth:
     """The OAuth client of this server, configured from GoogleSettings."""
 
@@ -103,9 +115,8 @@ class GoogleOAuth:
             scope=settings.google_scopes,
             redirect_uri=settings.redirect_uri,
             code_challenge_method="S256",
-            # the shared client's timeout and proxy behaviour
             timeout=self._http.timeout,
-            trust_env=self._http.trust_env,
+            transport=_SharedClientTransport(self._http),
         )
         client.register_compliance_hook("access_token_response", _check_status)
         client.register_compliance_hook("refresh_token_response", _check_status)
