@@ -16,6 +16,7 @@ import time
 
 import uvicorn
 
+from tests.google_standin.app import create_app
 from tests.google_standin.common import StandinConfig
 from tests.google_standin.control import (
     DEFAULT_CLIENT_ID,
@@ -74,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     sock = _bind(args.host, args.port)
     host, port = sock.getsockname()[:2]
     base_url = f"http://{host}:{port}"
-    server = uvicorn.Server(_uvicorn_config(standin, args.log_level, loop="auto"))
+    server = uvicorn.Server(_uvicorn_config(create_app(standin), args.log_level, loop="auto"))
 
     info = {
         "base_url": base_url,

@@ -1,39 +1,55 @@
-"""pytest fixtures for the stand-in. In a conftest::
+"""pytest fixtures for the stand-in.
 
-from tests.google_standin.fixtures import google_standin, google_standin_factory
-
-__all__ = ["google_standin", "google_standin_factory"]
+Use them from a conftest with ``from tests.google_standin.fixtures import google_standin,
+google_standin_factory, google_standin_hosts`` and list the names in the conftest's
+``__all__``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack
 
 import pytest
 
 from tests.google_standin.common import StandinConfig
 from tests.google_standin.control import GoogleStandin
-from tests.google_standin.server import RunningStandin, run_standin
+from tests.google_standin.server import RunningStandin, StandinHost, StandinHostPool
 
 StandinFactory = Callable[..., RunningStandin]
 
 
+@pytest.fixture(scope="session")
+def google_standin_hosts() -> Iterator[StandinHostPool]:
+    """uvicorn servers reused across tests (each test still gets a fresh stand-in); stopped at
+    the end of the session."""
+    pool = StandinHostPool()
+    try:
+        yield pool
+    finally:
+        pool.close()
+
+
 @pytest.fixture
-def google_standin_factory() -> Iterator[StandinFactory]:
-    """``make(config=None, *, seed=True, standin=None) -> RunningStandin``: start a stand-in on a
-    free 127.0.0.1 port; every one started is stopped when the test ends."""
-    with ExitStack() as stack:
+def google_standin_factory(google_standin_hosts: StandinHostPool) -> Iterator[StandinFactory]:
+    """``make(config=None, *, seed=True, standin=None) -> RunningStandin``: a fresh stand-in served
+    on a free 127.0.0.1 port; it is taken down when the test ends."""
+    used: list[StandinHost] = []
 
-        def make(
-            config: StandinConfig | None = None,
-            *,
-            seed: bool = True,
-            standin: GoogleStandin | None = None,
-        ) -> RunningStandin:
-            return stack.enter_context(run_standin(standin or GoogleStandin(config, seed=seed)))
+    def make(
+        config: StandinConfig | None = None,
+        *,
+        seed: bool = True,
+        standin: GoogleStandin | None = None,
+    ) -> RunningStandin:
+        host = google_standin_hosts.acquire()
+        used.append(host)
+        return host.install(standin or GoogleStandin(config, seed=seed))
 
+    try:
         yield make
+    finally:
+        for host in used:
+            google_standin_hosts.release(host)
 
 
 @pytest.fixture

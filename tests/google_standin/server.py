@@ -22,6 +22,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import uvicorn
+from starlette.responses import PlainTextResponse
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tests.google_standin.app import create_app
 from tests.google_standin.common import StandinConfig
@@ -103,9 +105,9 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _uvicorn_config(standin: GoogleStandin, log_level: str, *, loop: str) -> uvicorn.Config:
+def _uvicorn_config(app: ASGIApp, log_level: str, *, loop: str) -> uvicorn.Config:
     return uvicorn.Config(
-        create_app(standin),
+        app,
         log_level=log_level,
         access_log=False,
         lifespan="off",
@@ -114,6 +116,92 @@ def _uvicorn_config(standin: GoogleStandin, log_level: str, *, loop: str) -> uvi
         timeout_graceful_shutdown=1,
         timeout_keep_alive=30,
     )
+
+
+class _Dispatch:
+    """The ASGI app of a host: forwards to the stand-in currently installed."""
+
+    def __init__(self) -> None:
+        self.app: ASGIApp | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        app = self.app
+        if app is None:
+            response = PlainTextResponse("no stand-in installed", status_code=503)
+            await response(scope, receive, send)
+            return
+        await app(scope, receive, send)
+
+
+class StandinHost:
+    """A uvicorn server on a loopback port in a background thread. Stand-ins are installed into
+    it one at a time, so a test suite can reuse one server (and its port) for fresh state."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        self._dispatch = _Dispatch()
+        self._sock = _bind(host, port)
+        bound_host, bound_port = self._sock.getsockname()[:2]
+        self.base_url = f"http://{bound_host}:{bound_port}"
+        self._server = uvicorn.Server(_uvicorn_config(self._dispatch, "warning", loop="asyncio"))
+        self._failure: list[BaseException] = []
+        self._thread = threading.Thread(target=self._serve, name="google-standin", daemon=True)
+        self._thread.start()
+        try:
+            while not self._server.started:
+                if self._failure or not self._thread.is_alive():
+                    raise RuntimeError(f"the stand-in did not start: {self._failure}")
+                self._thread.join(0.01)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _serve(self) -> None:
+        try:
+            self._server.run(sockets=[self._sock])
+        except BaseException as error:  # reported to the starting thread
+            self._failure.append(error)
+
+    def install(self, standin: GoogleStandin) -> RunningStandin:
+        self._dispatch.app = create_app(standin)
+        return RunningStandin(self.base_url, standin)
+
+    def uninstall(self) -> None:
+        self._dispatch.app = None
+
+    def stop(self) -> None:
+        self._dispatch.app = None
+        self._server.should_exit = True
+        self._thread.join(15)
+        self._sock.close()
+
+
+class StandinHostPool:
+    """Idle hosts for reuse across tests (see ``fixtures.py``)."""
+
+    def __init__(self) -> None:
+        self._idle: list[StandinHost] = []
+        self._all: list[StandinHost] = []
+        self._lock = threading.Lock()
+
+    def acquire(self) -> StandinHost:
+        with self._lock:
+            if self._idle:
+                return self._idle.pop()
+        host = StandinHost()
+        with self._lock:
+            self._all.append(host)
+        return host
+
+    def release(self, host: StandinHost) -> None:
+        host.uninstall()
+        with self._lock:
+            self._idle.append(host)
+
+    def close(self) -> None:
+        with self._lock:
+            hosts, self._all, self._idle = self._all, [], []
+        for host in hosts:
+            host.stop()
 
 
 @contextmanager
@@ -126,30 +214,11 @@ def run_standin(
 ) -> Iterator[RunningStandin]:
     """Serve ``standin`` (default: a fresh seeded one) in a background thread until the block
     ends."""
-    standin = standin or GoogleStandin(config)
-    sock = _bind(host, port)
-    server = uvicorn.Server(_uvicorn_config(standin, "warning", loop="asyncio"))
-    failure: list[BaseException] = []
-
-    def serve() -> None:
-        try:
-            server.run(sockets=[sock])
-        except BaseException as error:  # reported to the starting thread
-            failure.append(error)
-
-    thread = threading.Thread(target=serve, name="google-standin", daemon=True)
-    thread.start()
+    server = StandinHost(host, port)
     try:
-        while not server.started:
-            if failure or not thread.is_alive():
-                raise RuntimeError(f"the stand-in did not start: {failure}")
-            thread.join(0.01)
-        bound_host, bound_port = sock.getsockname()[:2]
-        yield RunningStandin(f"http://{bound_host}:{bound_port}", standin)
+        yield server.install(standin or GoogleStandin(config))
     finally:
-        server.should_exit = True
-        thread.join(15)
-        sock.close()
+        server.stop()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -406,6 +475,8 @@ __all__ = [
     "ConsentRedirect",
     "ControlClient",
     "RunningStandin",
+    "StandinHost",
+    "StandinHostPool",
     "StandinProcess",
     "pkce_pair",
     "run_standin",

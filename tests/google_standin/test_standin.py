@@ -938,6 +938,7 @@ def test_large_calendar_pages_in_linear_time(standin: RunningStandin, api: httpx
     assert time.perf_counter() - started < 15
 
 
+@pytest.mark.slow
 def test_process_runner() -> None:
     with spawn_standin_process(events=30) as process:
         tokens = process.control.mint_tokens()
