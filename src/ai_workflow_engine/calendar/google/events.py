@@ -22,7 +22,7 @@ Pages are yielded as they arrive, so memory stays flat however large the calenda
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,7 +39,7 @@ FORBIDDEN_WITH_SYNC_TOKEN = frozenset(
 
 @dataclass(frozen=True, slots=True)
 class EventPage:
-    items: list[Mapping[str, Any]]
+    items: Sequence[Mapping[str, Any]]
     # the calendar's zone as events.list reports it; reads wall times that carry no zone
     time_zone: str | None
     # set on the last page only: the token the next incremental run starts from

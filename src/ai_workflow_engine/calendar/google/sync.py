@@ -251,8 +251,11 @@ async def _apply_page(
         await session.execute(_update_changed(), changed)
         counts.updated += len(changed)
     if unchanged and mark_seen:
+        # seen by this run, otherwise untouched (updated_at kept against the column's onupdate)
         await session.execute(
-            update(EVENTS).where(EVENTS.c.id.in_(unchanged)).values(sync_generation=generation)
+            update(EVENTS)
+            .where(EVENTS.c.id.in_(unchanged))
+            .values(sync_generation=generation, updated_at=EVENTS.c.updated_at)
         )
     if cancelled:
         result = await session.execute(delete(EVENTS).where(EVENTS.c.id.in_(cancelled)))
