@@ -1,12 +1,12 @@
 """pytest fixtures for the stand-in.
 
 Use them from a conftest with ``from tests.google_standin.fixtures import google_standin,
-google_standin_factory, google_standin_hosts`` and list the names in the conftest's
-``__all__``.
+google_standin_factory`` and list both names in the conftest's ``__all__``.
 """
 
 from __future__ import annotations
 
+import atexit
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -18,21 +18,24 @@ from tests.google_standin.server import RunningStandin, StandinHost, StandinHost
 StandinFactory = Callable[..., RunningStandin]
 
 
-@pytest.fixture(scope="session")
-def google_standin_hosts() -> Iterator[StandinHostPool]:
-    """uvicorn servers reused across tests (each test still gets a fresh stand-in); stopped at
-    the end of the session."""
-    pool = StandinHostPool()
-    try:
-        yield pool
-    finally:
-        pool.close()
+_hosts: StandinHostPool | None = None
+
+
+def standin_hosts() -> StandinHostPool:
+    """The process-wide pool of uvicorn servers reused across tests (each test still gets a fresh
+    stand-in). The servers stop when the interpreter exits."""
+    global _hosts
+    if _hosts is None:
+        _hosts = StandinHostPool()
+        atexit.register(_hosts.close)
+    return _hosts
 
 
 @pytest.fixture
-def google_standin_factory(google_standin_hosts: StandinHostPool) -> Iterator[StandinFactory]:
+def google_standin_factory() -> Iterator[StandinFactory]:
     """``make(config=None, *, seed=True, standin=None) -> RunningStandin``: a fresh stand-in served
     on a free 127.0.0.1 port; it is taken down when the test ends."""
+    pool = standin_hosts()
     used: list[StandinHost] = []
 
     def make(
@@ -41,7 +44,7 @@ def google_standin_factory(google_standin_hosts: StandinHostPool) -> Iterator[St
         seed: bool = True,
         standin: GoogleStandin | None = None,
     ) -> RunningStandin:
-        host = google_standin_hosts.acquire()
+        host = pool.acquire()
         used.append(host)
         return host.install(standin or GoogleStandin(config, seed=seed))
 
@@ -49,7 +52,7 @@ def google_standin_factory(google_standin_hosts: StandinHostPool) -> Iterator[St
         yield make
     finally:
         for host in used:
-            google_standin_hosts.release(host)
+            pool.release(host)
 
 
 @pytest.fixture
