@@ -165,7 +165,8 @@ class GoogleOAuth:
         return granted
 
     async def refresh(self, refresh_token: str) -> GrantedTokens:
-        """A new access token (and perhaps a rotated refresh token) for a refresh token.
+        """A new access token for a refresh token; `refresh_token` is set only when Google
+        rotated it.
 
         `invalid_grant` (revoked, expired) raises `ReconnectRequired`.
         """
@@ -176,7 +177,11 @@ class GoogleOAuth:
                 self._settings.google_token_uri, refresh_token=refresh_token, scope=None
             )
 
-        return self._granted(await self._call("refresh", fetch))
+        granted = self._granted(await self._call("refresh", fetch))
+        if granted.refresh_token == refresh_token:
+            # Authlib copies the old one into the answer when Google sent none: not a rotation
+            granted = replace(granted, refresh_token=None)
+        return granted
 
     async def revoke(self, token: str) -> None:
         """Revoke a grant at Google. A token Google no longer knows counts as revoked."""
