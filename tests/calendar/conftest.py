@@ -1,13 +1,14 @@
 """Calendar tests run against the Google stand-in (tests/google_standin), on both databases.
 
 In this folder `app` (and so `client` and `users`) is an app whose Google addresses point at a
-fresh stand-in (`standin`), with tiny timeouts and backoff so that retries are fast. A test can
-change those settings with `@pytest.mark.parametrize("google_settings", [{...}], indirect=True)`.
+fresh stand-in (`standin`, the same as `google_standin`), with small timeouts and backoff so that
+retries are fast. A test changes those settings with
+`@pytest.mark.parametrize("google_settings", [{...}], indirect=True)`.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -19,12 +20,8 @@ from sqlalchemy import select
 from ai_workflow_engine.calendar.models import Calendar, CalendarEvent, GoogleConnection
 from ai_workflow_engine.core.db import utcnow
 from tests.conftest import AppFactory
-from tests.google_standin import (
-    DEFAULT_CLIENT_ID,
-    DEFAULT_CLIENT_SECRET,
-    RunningStandin,
-    run_standin,
-)
+from tests.google_standin import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, RunningStandin
+from tests.google_standin.fixtures import google_standin, google_standin_factory
 
 AUTHORIZE = "/api/v1/calendar/oauth/authorize"
 CALLBACK = "/api/v1/calendar/oauth/callback"
@@ -35,12 +32,13 @@ RETRY_AFTER = 7  # google_retry_after_seconds in these tests
 
 Headers = dict[str, str]
 
+__all__ = ["google_standin", "google_standin_factory"]
+
 
 @pytest.fixture
-def standin() -> Iterator[RunningStandin]:
+def standin(google_standin: RunningStandin) -> RunningStandin:
     """A fresh stand-in on a loopback port; `standin.control` is its state and control API."""
-    with run_standin() as running:
-        yield running
+    return google_standin
 
 
 @pytest.fixture
