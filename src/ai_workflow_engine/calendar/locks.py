@@ -9,8 +9,10 @@
   lease written by a second transaction would only wait for the sync's own. There, holding the
   lock means making sure the caller's transaction has begun.
 
-A lock that cannot be taken answers `SyncInProgress` (409 with Retry-After). Whatever happens to
-locks, the unique key (calendar, Google event id) keeps any event from being stored twice.
+A lock that cannot be taken answers `SyncInProgress` (409 with Retry-After). The lock is released
+when the sync returns, just before its caller commits; a sync that starts in that instant waits on
+the first one's rows and upserts over them (google/sync.py). Whatever happens to locks, the unique
+key (calendar, Google event id) keeps any event from being stored twice.
 """
 
 from __future__ import annotations

@@ -263,15 +263,22 @@ async def _apply_page(
 
 
 def _insert_new(session: AsyncSession) -> postgresql.Insert | sqlite.Insert:
-    """INSERT of new events. The lock makes a conflict impossible; should one happen anyway
-    (two syncs of one calendar racing), the unique key keeps the first row and the second
-    insert is a no-op rather than a failed sync."""
+    """INSERT of new events; an event that exists after all is overwritten with this run's
+    version.
+
+    Under the per-user lock that cannot happen, except in the instant between a sync releasing
+    the lock and its transaction committing: a second sync starting then did not see the first
+    one's rows, waits on them here, and takes them over (marked with its own generation, so its
+    end-of-run cleanup keeps them). The unique key means never a second copy."""
     statement: postgresql.Insert | sqlite.Insert
     if session.get_bind().dialect.name == "postgresql":
         statement = postgresql.insert(EVENTS)
     else:
         statement = sqlite.insert(EVENTS)
-    return statement.on_conflict_do_nothing(index_elements=["calendar_id", "google_event_id"])
+    return statement.on_conflict_do_update(
+        index_elements=["calendar_id", "google_event_id"],
+        set_={name: statement.excluded[name] for name in _REWRITTEN},
+    )
 
 
 def _update_changed() -> Update:
