@@ -32,7 +32,7 @@ TokenSource = Callable[[bool], Awaitable[str]]
 _RATE_LIMIT_REASONS = frozenset(
     {"rateLimitExceeded", "userRateLimitExceeded", "RATE_LIMIT_EXCEEDED"}
 )
-_CALENDAR_LIST_PAGE_SIZE = "250"
+CALENDAR_LIST_PAGE_SIZE = 250  # the most calendarList.list gives
 
 
 class SyncTokenExpired(Exception):
@@ -163,9 +163,11 @@ class GoogleCalendarApi:
                 )
                 await self._sleep(delay)
 
-    async def calendar_list_pages(self, token: TokenSource) -> AsyncIterator[list[dict[str, Any]]]:
+    async def calendar_list_pages(
+        self, token: TokenSource, *, page_size: int = CALENDAR_LIST_PAGE_SIZE
+    ) -> AsyncIterator[list[dict[str, Any]]]:
         """The user's calendarList, one page (its `items`) at a time."""
-        params = {"maxResults": _CALENDAR_LIST_PAGE_SIZE}
+        params = {"maxResults": str(page_size)}
         while True:
             page = await self.get_json("/users/me/calendarList", params, token)
             items = page.get("items", [])
