@@ -291,11 +291,11 @@ async def list_events(
 
 def _overlapping(start: datetime, end: datetime, zone: ZoneInfo) -> ColumnElement[bool]:
     """Events with start < `end` and end > `start`; all-day ones by their local-midnight span."""
-    local_start, local_end = start.astimezone(zone), end.astimezone(zone)
-    first_day = local_start.date()  # an all-day event overlaps if it ends after this day begins
-    # ...and starts on a day that begins before `end`
-    end_day = local_end.date()
-    if local_end.time() != datetime.min.time():
+    # an all-day event overlaps if it ends after the day of `start` begins, and starts on a day
+    # that begins before `end`
+    first_day, _ = _local_day(start, zone)
+    end_day, at_midnight = _local_day(end, zone)
+    if not at_midnight:
         end_day = _next_day(end_day)
     condition = or_(
         and_(
@@ -315,6 +315,15 @@ def _overlapping(start: datetime, end: datetime, zone: ZoneInfo) -> ColumnElemen
         return and_(CalendarEvent.start_at < end + _ZONE_SLACK, condition)
     except OverflowError:
         return condition
+
+
+def _local_day(instant: datetime, zone: ZoneInfo) -> tuple[date, bool]:
+    """The day `instant` falls on in `zone`, and whether it is that day's first moment."""
+    try:
+        local = instant.astimezone(zone)
+    except OverflowError:  # past the end (or before the start) of the calendar
+        return (date.max if instant.year > 1 else date.min), True
+    return local.date(), local.time() == datetime.min.time()
 
 
 def _next_day(day: date) -> date:
