@@ -117,7 +117,7 @@ async def status_of(client: httpx.AsyncClient, headers: Headers) -> dict[str, An
 
 async def only_connection(app: FastAPI) -> GoogleConnection:
     async with app.state.sessionmaker() as session:
-        rows = list(await session.scalars(select(GoogleConnection)))
+        rows: list[GoogleConnection] = list(await session.scalars(select(GoogleConnection)))
     assert len(rows) == 1
     return rows[0]
 
