@@ -251,6 +251,23 @@ async def test_work_style_minutes_out_of_range_are_422(
     assert (await client.patch(URL, json=body, headers=auth_headers)).status_code == 200
 
 
+async def test_work_style_numbers_may_be_whole_floats(
+    client: httpx.AsyncClient, auth_headers: dict[str, str]
+) -> None:
+    # JSON does not tell 30 from 30.0; both are the integer the schema asks for
+    body = {
+        "work_style_preferences": {
+            "working_days": [1.0, 3],
+            "focus_block_minutes": 30.0,
+            "break_minutes": 5,
+        }
+    }
+    response = await client.patch(URL, json=body, headers=auth_headers)
+    assert response.status_code == 200
+    work_style = response.json()["work_style_preferences"]
+    assert (work_style["working_days"], work_style["focus_block_minutes"]) == ([1, 3], 30)
+
+
 async def test_unknown_keys_in_work_style_are_422(
     client: httpx.AsyncClient, auth_headers: dict[str, str]
 ) -> None:
@@ -275,6 +292,8 @@ async def test_goal_field_errors_name_the_goal_and_field(
         {"description": "no title"},
         {"title": "a", "category": 5},
         {"title": None},
+        {"title": "a", "target_date": 0},
+        {"title": "a", "target_date": "2027-02-01T00:00:00"},
     ]
     response = await client.put(URL, json={"personal_goals": goals}, headers=auth_headers)
     locs = error_locs(response)
@@ -286,6 +305,8 @@ async def test_goal_field_errors_name_the_goal_and_field(
     assert ["body", "personal_goals", 6, "title"] in locs
     assert ["body", "personal_goals", 7, "category"] in locs
     assert ["body", "personal_goals", 8, "title"] in locs
+    assert ["body", "personal_goals", 9, "target_date"] in locs
+    assert ["body", "personal_goals", 10, "target_date"] in locs
     assert not [loc for loc in locs if loc[:3] == ["body", "personal_goals", 0]]
     assert (await client.get(URL, headers=auth_headers)).json() == DEFAULTS
 

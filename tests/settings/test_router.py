@@ -289,7 +289,7 @@ async def test_sync_interval_outside_5_to_1440_minutes_is_422(
     assert_invalid(response, ["body", "calendar_sync_interval_minutes"])
 
 
-@pytest.mark.parametrize("minutes", [5, 1440])
+@pytest.mark.parametrize("minutes", [5, 1440, 60.0])
 async def test_sync_interval_bounds_are_accepted(
     client: httpx.AsyncClient, auth_headers: dict[str, str], minutes: int
 ) -> None:

@@ -10,6 +10,7 @@ from typing import Annotated, Any, Literal, Self
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StrictInt,
@@ -18,33 +19,42 @@ from pydantic import (
     model_validator,
 )
 
+from ai_workflow_engine.settings.documents import (
+    WholeNumber,
+    valid_unicode,
+    whole_float_as_int,
+    without_defaults,
+)
+
 FREE_FORM_MAX_BYTES = 64 * 1024
-
-
-def _valid_unicode(value: str) -> str:
-    # JSON may carry escaped lone surrogates, which no UTF-8 response could ever contain
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ValueError("Text must be valid Unicode") from None
-    return value
 
 
 def _storable_text(value: str) -> str:
     # PostgreSQL text columns cannot hold NUL
     if "\x00" in value:
         raise ValueError("Text must not contain NUL characters")
-    return _valid_unicode(value)
+    return valid_unicode(value)
 
 
-ShortText = Annotated[str, StringConstraints(max_length=100), AfterValidator(_storable_text)]
-LongText = Annotated[str, StringConstraints(max_length=4000), AfterValidator(_storable_text)]
-GoalTitle = Annotated[
-    str, StringConstraints(min_length=1, max_length=200), AfterValidator(_valid_unicode)
+NO_NUL = {"pattern": r"^[^\u0000]*$"}
+ShortText = Annotated[
+    str,
+    StringConstraints(max_length=100),
+    AfterValidator(_storable_text),
+    Field(json_schema_extra=NO_NUL),
 ]
-GoalDescription = Annotated[str, StringConstraints(max_length=4000), AfterValidator(_valid_unicode)]
+LongText = Annotated[
+    str,
+    StringConstraints(max_length=4000),
+    AfterValidator(_storable_text),
+    Field(json_schema_extra=NO_NUL),
+]
+GoalTitle = Annotated[
+    str, StringConstraints(min_length=1, max_length=200), AfterValidator(valid_unicode)
+]
+GoalDescription = Annotated[str, StringConstraints(max_length=4000), AfterValidator(valid_unicode)]
 GoalCategory = Annotated[
-    str, StringConstraints(min_length=1, max_length=64), AfterValidator(_valid_unicode)
+    str, StringConstraints(min_length=1, max_length=64), AfterValidator(valid_unicode)
 ]
 
 
@@ -64,13 +74,26 @@ ClockTime = Annotated[
     AfterValidator(_as_hh_mm),
     Field(
         description="A time of day as HH:MM (24-hour).",
-        examples=["09:00"],
         json_schema_extra={"pattern": CLOCK_TIME_PATTERN},
     ),
 ]
 Weekday = Annotated[
-    StrictInt, Field(ge=1, le=7, description="ISO weekday: 1 is Monday, 7 is Sunday")
+    StrictInt,
+    Field(ge=1, le=7, description="ISO weekday: 1 is Monday, 7 is Sunday"),
+    BeforeValidator(whole_float_as_int),
 ]
+
+
+def _iso_date_text(value: object) -> object:
+    # only the documented form: no timestamps, no datetimes that happen to fall at midnight
+    if isinstance(value, date) or (
+        isinstance(value, str) and re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", value)
+    ):
+        return value
+    raise ValueError("Must be a date as YYYY-MM-DD")
+
+
+IsoDate = Annotated[date, BeforeValidator(_iso_date_text)]
 
 
 def _compact_json_within_limit(value: dict[str, Any]) -> dict[str, Any]:
@@ -100,15 +123,15 @@ class Goal(BaseModel):
     title: GoalTitle
     description: GoalDescription | None = None
     horizon: Literal["short", "medium", "long"] = "medium"
-    target_date: date | None = None
+    target_date: IsoDate | None = None
     category: GoalCategory | None = None
 
 
 class WorkingHours(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    start: ClockTime = "09:00"
-    end: ClockTime = "17:00"
+    start: ClockTime = Field(default="09:00", examples=["08:30"])
+    end: ClockTime = Field(default="17:00", examples=["16:30"])
 
     @model_validator(mode="after")
     def _start_before_end(self) -> Self:
@@ -124,9 +147,13 @@ class WorkStyle(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     working_hours: WorkingHours = Field(default_factory=WorkingHours)
-    working_days: list[Weekday] = Field(default_factory=lambda: [1, 2, 3, 4, 5], max_length=7)
-    focus_block_minutes: StrictInt = Field(default=90, ge=15, le=240)
-    break_minutes: StrictInt = Field(default=15, ge=0, le=60)
+    working_days: list[Weekday] = Field(
+        default_factory=lambda: [1, 2, 3, 4, 5],
+        max_length=7,
+        json_schema_extra={"uniqueItems": True},
+    )
+    focus_block_minutes: WholeNumber = Field(default=90, ge=15, le=240)
+    break_minutes: WholeNumber = Field(default=15, ge=0, le=60)
 
     @field_validator("working_days")
     @classmethod
@@ -157,14 +184,8 @@ class ProfileReplace(_ProfileFields):
     model_config = ConfigDict(extra="forbid")
 
 
-def _drop_defaults(schema: dict[str, Any]) -> None:
-    # on PATCH a field left out keeps its current value, so a "default" would mislead
-    for field_schema in schema.get("properties", {}).values():
-        field_schema.pop("default", None)
-
-
 class ProfileUpdate(ProfileReplace):
     """Some top-level fields: only those sent change. A nested object that is sent replaces
     the stored one whole, with its omitted keys at their defaults."""
 
-    model_config = ConfigDict(extra="forbid", json_schema_extra=_drop_defaults)
+    model_config = ConfigDict(extra="forbid", json_schema_extra=without_defaults)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from functools import cache
 from importlib.resources import files
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import (
     AfterValidator,
@@ -13,19 +14,30 @@ from pydantic import (
     Field,
     StrictBool,
     StrictFloat,
-    StrictInt,
     StringConstraints,
 )
 
+from ai_workflow_engine.settings.documents import WholeNumber, valid_unicode, without_defaults
+
 Theme = Literal["dark", "light", "system"]
+
+MODEL_NAME_PATTERN = r"^[A-Za-z0-9._/-]+(:[A-Za-z0-9._/-]+)?$"
+
+
+def _model_name(value: str) -> str:
+    if not re.fullmatch(MODEL_NAME_PATTERN, value):
+        raise ValueError(
+            "Must be a model name as name[:tag]: letters, digits and . _ - / with at most one :tag"
+        )
+    return value
+
 
 # Ollama style `name[:tag]`; the name may carry a namespace (`library/llama3`).
 ModelName = Annotated[
     str,
-    StringConstraints(
-        min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._/-]+(:[A-Za-z0-9._/-]+)?$"
-    ),
-    Field(examples=["llama3.2:3b"]),
+    StringConstraints(min_length=1, max_length=128),
+    AfterValidator(_model_name),
+    Field(examples=["llama3.2:3b"], json_schema_extra={"pattern": MODEL_NAME_PATTERN}),
 ]
 
 
@@ -46,21 +58,17 @@ TimeZoneName = Annotated[
     str,
     StringConstraints(min_length=1, max_length=64),
     AfterValidator(_known_timezone),
-    Field(description="An IANA time zone name.", examples=["Europe/Berlin"]),
+    Field(
+        description="An IANA time zone name.",
+        examples=["Europe/Berlin"],
+        # listed so that clients (and schema-driven tests) know exactly which names are valid
+        json_schema_extra={"enum": sorted(_known_timezones())},
+    ),
 ]
 
 
-def _valid_unicode(value: str) -> str:
-    # JSON may carry escaped lone surrogates, which no UTF-8 response could ever contain
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ValueError("Text must be valid Unicode") from None
-    return value
-
-
 EventWeightName = Annotated[
-    str, StringConstraints(min_length=1, max_length=64), AfterValidator(_valid_unicode)
+    str, StringConstraints(min_length=1, max_length=64), AfterValidator(valid_unicode)
 ]
 EventWeight = Annotated[StrictFloat, Field(ge=0, le=10)]
 
@@ -86,7 +94,7 @@ class _SettingsFields(BaseModel):
         "at most 100 entries.",
     )
     calendar_auto_sync: StrictBool = True
-    calendar_sync_interval_minutes: StrictInt = Field(default=15, ge=5, le=1440)
+    calendar_sync_interval_minutes: WholeNumber = Field(default=15, ge=5, le=1440)
 
 
 class SettingsRead(_SettingsFields):
@@ -101,13 +109,7 @@ class SettingsReplace(_SettingsFields):
     model_config = ConfigDict(extra="forbid")
 
 
-def _drop_defaults(schema: dict[str, Any]) -> None:
-    # on PATCH a field left out keeps its current value, so a "default" would mislead
-    for field_schema in schema.get("properties", {}).values():
-        field_schema.pop("default", None)
-
-
 class SettingsUpdate(SettingsReplace):
     """Some settings: only the fields sent change, the others keep their current values."""
 
-    model_config = ConfigDict(extra="forbid", json_schema_extra=_drop_defaults)
+    model_config = ConfigDict(extra="forbid", json_schema_extra=without_defaults)
