@@ -9,6 +9,7 @@ every final failure into a problem with `Retry-After` (502/503/504), never a 500
 from __future__ import annotations
 
 import asyncio
+import math
 import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -22,7 +23,6 @@ import structlog
 from ai_workflow_engine.calendar.errors import GoogleBadGateway, GoogleTimeout, GoogleUnavailable
 from ai_workflow_engine.core.config import GoogleSettings
 from ai_workflow_engine.core.db import utcnow
-from ai_workflow_engine.core.errors import AppError
 
 log = structlog.get_logger(__name__)
 
@@ -90,26 +90,21 @@ def is_rate_limited(response: httpx.Response) -> bool:
 class _Retryable(Exception):
     """One failed attempt worth repeating, and what to answer if it stays failed."""
 
-    def __init__(self, kind: type[AppError], detail: str, retry_after: float | None) -> None:
+    def __init__(
+        self, detail: str, retry_after: float | None = None, *, timed_out: bool = False
+    ) -> None:
         super().__init__(detail)
-        self.kind = kind
         self.detail = detail
-        self.retry_after = retry_after
+        self.retry_after = retry_after  # what Google asked for, in seconds
+        self.timed_out = timed_out
 
 
 class GoogleCalendarApi:
     """Reads from the Calendar API. One per app (it holds no per-user state)."""
 
-    def __init__(
-        self,
-        http: httpx.AsyncClient,
-        settings: GoogleSettings,
-        *,
-        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-    ) -> None:
+    def __init__(self, http: httpx.AsyncClient, settings: GoogleSettings) -> None:
         self._http = http
         self._settings = settings
-        self._sleep = sleep
 
     async def get_json(
         self,
@@ -156,12 +151,12 @@ class GoogleCalendarApi:
                     raise self._final(failure) from None
                 log.info(
                     "google_request_retry",
-                    path=path.split("?")[0],
+                    resource=path.rsplit("/", 1)[-1],  # the rest can hold an email address
                     attempt=attempt,
                     reason=failure.detail,
                     delay=round(delay, 3),
                 )
-                await self._sleep(delay)
+                await asyncio.sleep(delay)
 
     async def calendar_list_pages(
         self, token: TokenSource, *, page_size: int = CALENDAR_LIST_PAGE_SIZE
@@ -173,7 +168,8 @@ class GoogleCalendarApi:
             items = page.get("items", [])
             if not isinstance(items, list):
                 raise GoogleBadGateway(
-                    "Google sent a malformed calendar list", self._retry_after(None)
+                    "Google sent a malformed calendar list",
+                    self._settings.google_retry_after_seconds,
                 )
             yield [item for item in items if isinstance(item, dict)]
             next_token = page.get("nextPageToken")
@@ -184,25 +180,20 @@ class GoogleCalendarApi:
     async def _send(
         self, url: str, params: dict[str, str], bearer: str, deadline: float | None
     ) -> httpx.Response:
-        timeout: httpx.Timeout | None = None
+        timeout = self._http.timeout
         if deadline is not None:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise _Retryable(GoogleTimeout, "out of time", None)
-            configured = self._settings.google_http_timeout_seconds
-            timeout = httpx.Timeout(min(configured, remaining))
+                raise _Retryable("out of time", timed_out=True)
+            timeout = httpx.Timeout(min(self._settings.google_http_timeout_seconds, remaining))
         try:
-            if timeout is None:
-                return await self._http.get(
-                    url, params=params, headers={"Authorization": f"Bearer {bearer}"}
-                )
             return await self._http.get(
                 url, params=params, headers={"Authorization": f"Bearer {bearer}"}, timeout=timeout
             )
         except httpx.TimeoutException:
-            raise _Retryable(GoogleTimeout, "timeout", None) from None
+            raise _Retryable("timeout", timed_out=True) from None
         except httpx.TransportError as exc:
-            raise _Retryable(GoogleUnavailable, f"connection: {type(exc).__name__}", None) from None
+            raise _Retryable(f"connection: {type(exc).__name__}") from None
 
     def _interpret(self, response: httpx.Response) -> dict[str, Any]:
         status = response.status_code
@@ -212,14 +203,16 @@ class GoogleCalendarApi:
             except ValueError:
                 body = None
             if not isinstance(body, dict):
-                raise GoogleBadGateway("Google sent a malformed answer", self._retry_after(None))
+                raise GoogleBadGateway(
+                    "Google sent a malformed answer", self._settings.google_retry_after_seconds
+                )
             return body
         if status == 410:
             raise SyncTokenExpired()
         retry_after = parse_retry_after(response.headers.get("Retry-After"))
         if status == 429 or status >= 500 or (status == 403 and is_rate_limited(response)):
-            raise _Retryable(GoogleUnavailable, f"HTTP {status}", retry_after)
-        raise GoogleRequestRejected(status, self._retry_after(None))
+            raise _Retryable(f"HTTP {status}", retry_after)
+        raise GoogleRequestRejected(status, self._settings.google_retry_after_seconds)
 
     def _backoff(self, attempt: int, retry_after: float | None) -> float | None:
         """Seconds to wait before the next attempt; None when Google asks for longer than we wait.
@@ -236,17 +229,13 @@ class GoogleCalendarApi:
             delay = max(delay, retry_after)
         return delay
 
-    def _retry_after(self, from_google: float | None) -> int:
-        if from_google is None:
-            return self._settings.google_retry_after_seconds
-        return max(1, int(from_google + 0.999))
-
-    def _final(self, failure: _Retryable) -> AppError:
-        retry_after = self._retry_after(failure.retry_after)
-        if failure.kind is GoogleTimeout:
+    def _final(self, failure: _Retryable) -> GoogleTimeout | GoogleUnavailable:
+        if failure.retry_after is None:
+            retry_after = self._settings.google_retry_after_seconds
+        else:
+            retry_after = max(1, math.ceil(failure.retry_after))
+        if failure.timed_out:
             return GoogleTimeout("Google Calendar did not answer in time", retry_after)
-        if failure.kind is GoogleUnavailable:
-            return GoogleUnavailable(
-                f"Google Calendar is unavailable ({failure.detail}); retry later", retry_after
-            )
-        return GoogleBadGateway("Google Calendar failed", retry_after)
+        return GoogleUnavailable(
+            f"Google Calendar is unavailable ({failure.detail}); retry later", retry_after
+        )
