@@ -97,25 +97,27 @@ class TokenProvider:
         try:
             return self._cipher.decrypt(connection.access_token_encrypted)
         except DecryptionFailed:
-            await self._require_reconnect(session, connection, UNDECRYPTABLE_ERROR, "undecryptable")
-            raise  # unreachable: _require_reconnect raises
+            raise await self._reconnect_required(
+                session, connection, UNDECRYPTABLE_ERROR, "undecryptable"
+            ) from None
 
     async def _refresh(self, session: AsyncSession, connection: GoogleConnection) -> str:
         if connection.refresh_token_encrypted is None:
-            await self._require_reconnect(
+            raise await self._reconnect_required(
                 session, connection, NO_REFRESH_TOKEN_ERROR, "no_refresh_token"
             )
-        assert connection.refresh_token_encrypted is not None
         try:
             refresh_token = self._cipher.decrypt(connection.refresh_token_encrypted)
         except DecryptionFailed:
-            await self._require_reconnect(session, connection, UNDECRYPTABLE_ERROR, "undecryptable")
-            raise  # unreachable
+            raise await self._reconnect_required(
+                session, connection, UNDECRYPTABLE_ERROR, "undecryptable"
+            ) from None
         try:
             granted = await self._oauth.refresh(refresh_token)
         except ReconnectRequired:
-            await self._require_reconnect(session, connection, RECONNECT_ERROR, "invalid_grant")
-            raise  # unreachable
+            raise await self._reconnect_required(
+                session, connection, RECONNECT_ERROR, "invalid_grant"
+            ) from None
         except AppError as exc:
             REFRESH_FAILURES.labels(reason=_reason(exc)).inc()
             raise
@@ -129,15 +131,16 @@ class TokenProvider:
         await session.flush()
         return granted.access_token
 
-    async def _require_reconnect(
+    async def _reconnect_required(
         self, session: AsyncSession, connection: GoogleConnection, error: str, reason: str
-    ) -> None:
+    ) -> ReconnectRequired:
+        """Mark the connection as needing the user to reconnect; the error to raise."""
         REFRESH_FAILURES.labels(reason=reason).inc()
         connection.needs_reconnect = True
         connection.last_sync_status = "failed"
         connection.last_error = error
         await session.flush()
-        raise ReconnectRequired()
+        return ReconnectRequired()
 
 
 def _reason(exc: AppError) -> str:
