@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import gc
 import tracemalloc
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncGenerator, Callable, Sequence
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -42,10 +42,10 @@ def event(event_id: str, title: str = "Meeting", hour: int = 9, **extra: Any) ->
 
 def paged(
     items: Sequence[dict[str, Any]], size: int, token: str | None = "token-1"
-) -> Callable[[str | None], AsyncIterator[EventPage]]:
+) -> Callable[[str | None], AsyncGenerator[EventPage, None]]:
     """A page source serving `items` in pages of `size`; records the sync token of each run."""
 
-    async def pages(sync_token: str | None) -> AsyncIterator[EventPage]:
+    async def pages(sync_token: str | None) -> AsyncGenerator[EventPage, None]:
         runs.append(sync_token)
         chunks = [items[i : i + size] for i in range(0, len(items), size)] or [[]]
         for number, chunk in enumerate(chunks, 1):
@@ -170,7 +170,7 @@ async def test_expired_token_falls_back_to_a_full_run(app: FastAPI) -> None:
     before = await stored(app, calendar.id)
     full = paged([event("b"), event("c")], 10, "token-2")
 
-    async def expiring(sync_token: str | None) -> AsyncIterator[EventPage]:
+    async def expiring(sync_token: str | None) -> AsyncGenerator[EventPage, None]:
         if sync_token is not None:
             raise SyncTokenExpired()
         async for page in full(sync_token):
@@ -214,7 +214,7 @@ async def test_memory_does_not_grow_with_the_number_of_events(app: FastAPI) -> N
     page_size = 2500
 
     def generated(count: int, prefix: str) -> PageSource:
-        async def pages(sync_token: str | None) -> AsyncIterator[EventPage]:
+        async def pages(sync_token: str | None) -> AsyncGenerator[EventPage, None]:
             for first in range(0, count, page_size):
                 last = first + page_size >= count
                 items = [

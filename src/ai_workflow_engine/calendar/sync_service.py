@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any, cast
@@ -181,7 +181,7 @@ def _page_source(
     async def fetch(path: str, params: Mapping[str, str]) -> dict[str, Any]:
         return await clients.api.get_json(path, dict(params), token, deadline=deadline)
 
-    def pages(sync_token: str | None) -> AsyncIterator[EventPage]:
+    def pages(sync_token: str | None) -> AsyncGenerator[EventPage, None]:
         return list_event_pages(
             fetch,
             calendar.google_calendar_id,

@@ -22,7 +22,7 @@ Pages are yielded as they arrive, so memory stays flat however large the calenda
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -62,7 +62,7 @@ async def list_event_pages(
     page_size: int,
     sync_token: str | None,
     retry_after: int,
-) -> AsyncIterator[EventPage]:
+) -> AsyncGenerator[EventPage, None]:
     """The pages of a full run (`sync_token` None) or of an incremental run, in order."""
     path = calendar_events_path(google_calendar_id)
     query = run_query(page_size, sync_token)

@@ -21,7 +21,8 @@ the page size, not on the size of the calendar.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncGenerator, Callable, Iterable, Mapping
+from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any, cast
 from zoneinfo import ZoneInfo
@@ -51,7 +52,7 @@ EVENTS = cast("Table", CalendarEvent.__table__)
 CALENDARS = cast("Table", Calendar.__table__)
 
 # sync token (None: a full run) -> the pages of that run
-PageSource = Callable[[str | None], AsyncIterator[EventPage]]
+PageSource = Callable[[str | None], AsyncGenerator[EventPage, None]]
 
 # the columns a changed event rewrites; its keys, category and created_at stay
 _REWRITTEN = (
@@ -163,7 +164,7 @@ async def sync_calendar_fully(
 async def _apply_run(
     session: AsyncSession,
     calendar: CalendarState,
-    pages: AsyncIterator[EventPage],
+    pages: AsyncGenerator[EventPage, None],
     generation: int,
     user_zone: ZoneInfo,
     counts: SyncCounts,
@@ -172,13 +173,17 @@ async def _apply_run(
 ) -> str | None:
     """Apply every page of one run; the run's next sync token (from its last page)."""
     token: str | None = None
-    async for page in pages:
-        default_zone = zone_or_utc(page.time_zone or calendar.time_zone)
-        changes = _latest_changes(calendar, page.items, user_zone, default_zone)
-        if changes:
-            await _apply_page(session, calendar, changes, generation, counts, mark_seen=mark_seen)
-        if page.last:
-            token = page.next_sync_token
+    # closed at once however the run ends, so that no request is left half-read
+    async with aclosing(pages):
+        async for page in pages:
+            default_zone = zone_or_utc(page.time_zone or calendar.time_zone)
+            changes = _latest_changes(calendar, page.items, user_zone, default_zone)
+            if changes:
+                await _apply_page(
+                    session, calendar, changes, generation, counts, mark_seen=mark_seen
+                )
+            if page.last:
+                token = page.next_sync_token
     return token
 
 
