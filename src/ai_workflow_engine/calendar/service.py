@@ -27,7 +27,7 @@ from ai_workflow_engine.calendar.models import Calendar, CalendarEvent, GoogleCo
 from ai_workflow_engine.calendar.schemas import CalendarRead, ConnectionStatus
 from ai_workflow_engine.core.crypto import DecryptionFailed, TokenCipher
 from ai_workflow_engine.core.db import utcnow
-from ai_workflow_engine.core.errors import AppError, BadRequest
+from ai_workflow_engine.core.errors import AppError, BadRequest, InvalidInput
 from ai_workflow_engine.core.pagination import CursorCodec, Page
 
 log = structlog.get_logger(__name__)
@@ -121,14 +121,11 @@ async def complete_authorization(
     if email is not None and len(email) > _MAX_EMAIL:
         email = None
     connection = await _lock_connection(session, pending.user_id)
-    _store_grant(connection, granted, email, cipher)
-    if not _same_account(connection.account_email, email):
-        # another Google account: what was synced from the previous one goes
+    same_account = _same_account(connection.account_email, email)
+    if not same_account:
+        # a first connection, or another Google account: what the previous one synced goes
         await delete_calendars(session, await _calendar_ids(session, pending.user_id))
-        connection.last_sync_at = None
-        connection.last_sync_status = None
-        connection.last_error = None
-    connection.account_email = email
+    _store_grant(connection, granted, email, cipher, same_account=same_account)
     await store_calendar_list(session, pending.user_id, entries)
     await session.flush()
     log.info("google_connected", user_id=pending.user_id, calendars=len(entries))
@@ -153,9 +150,14 @@ def _same_account(stored: str | None, new: str | None) -> bool:
 
 
 def _store_grant(
-    connection: GoogleConnection, granted: GrantedTokens, email: str | None, cipher: TokenCipher
+    connection: GoogleConnection,
+    granted: GrantedTokens,
+    email: str | None,
+    cipher: TokenCipher,
+    *,
+    same_account: bool,
 ) -> None:
-    same_account = _same_account(connection.account_email, email)
+    connection.account_email = email
     connection.access_token_encrypted = cipher.encrypt(granted.access_token)
     if granted.refresh_token is not None:
         connection.refresh_token_encrypted = cipher.encrypt(granted.refresh_token)
@@ -164,10 +166,13 @@ def _store_grant(
     connection.token_expires_at = granted.expires_at
     connection.scopes = granted.scopes or ""
     connection.needs_reconnect = False
-    if same_account:
-        connection.last_error = None
-        if connection.last_sync_status == "failed":
-            connection.last_sync_status = None
+    # a failure recorded before the reconnect is no longer the connection's state
+    connection.last_error = None
+    if connection.last_sync_status == "failed":
+        connection.last_sync_status = None
+    if not same_account:
+        connection.last_sync_at = None
+        connection.last_sync_status = None
 
 
 async def _lock_connection(session: AsyncSession, user_id: int) -> GoogleConnection:
@@ -268,10 +273,11 @@ async def list_calendars(
     """The user's calendars, in the order they were first seen, one page of them."""
     query = select(Calendar).where(Calendar.user_id == user_id)
     if cursor is not None:
-        values = codec.decode(_CURSOR_SCOPE, cursor)
-        if len(values) != 1 or not isinstance(values[0], int):
-            codec.decode(_CURSOR_SCOPE + ":invalid", cursor)  # raises the 422
-        query = query.where(Calendar.id > values[0])
+        match codec.decode(_CURSOR_SCOPE, cursor):
+            case [int() as last_id]:
+                query = query.where(Calendar.id > last_id)
+            case _:
+                raise InvalidInput(["query", "cursor"], "Invalid cursor; use a next_cursor")
     rows = list(await session.scalars(query.order_by(Calendar.id).limit(limit + 1)))
     next_cursor = None
     if len(rows) > limit:
