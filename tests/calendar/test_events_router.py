@@ -123,6 +123,9 @@ async def test_all_day_events_follow_a_change_of_timezone(sync_env: SyncEnv) -> 
         ({"start": "2026-12-01T00:00:00"}, ["query", "start"]),
         ({"start": "2026-12-01T00:00:00Z", "end": "2026-12-02T00:00:00"}, ["query", "end"]),
         ({"start": "tomorrow"}, ["query", "start"]),
+        ({"start": "1764000000"}, ["query", "start"]),  # not seconds since 1970
+        ({"end": "0.5"}, ["query", "end"]),
+        ({"start": "2026-12-01"}, ["query", "start"]),
         ({"start": "2026-12-01T00:00:00Z", "end": "2026-12-01T00:00:00Z"}, ["query", "end"]),
         ({"start": "2026-12-02T00:00:00Z", "end": "2026-12-01T00:00:00+01:00"}, ["query", "end"]),
         ({"start": "2026-01-01T00:00:00Z", "end": "2027-01-02T00:00:01Z"}, ["query", "end"]),

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, date, datetime, timedelta
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, Field
+from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, Field
 
 from ai_workflow_engine.core.errors import InvalidInput
 
@@ -21,7 +22,19 @@ def _as_utc(value: datetime) -> datetime:
         raise ValueError("Timestamp out of range") from exc
 
 
-Timestamp = Annotated[AwareDatetime, AfterValidator(_as_utc)]
+_RFC3339 = re.compile(
+    r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?([Zz]|[+-]\d{2}:?\d{2})"
+)
+
+
+def _rfc3339_text(value: Any) -> Any:
+    # without this, a bare number would be read as seconds since 1970
+    if isinstance(value, str) and not _RFC3339.fullmatch(value):
+        raise ValueError("Expected an RFC 3339 timestamp with an offset, e.g. 2026-12-01T09:00:00Z")
+    return value
+
+
+Timestamp = Annotated[AwareDatetime, BeforeValidator(_rfc3339_text), AfterValidator(_as_utc)]
 
 
 class EventRead(BaseModel):
