@@ -1,0 +1,243 @@
+"""Calendar sync benchmark: figures as ratios against baselines measured in the same run.
+
+- full sync of N events (default 10,000) vs. merely downloading the same pages with the same
+  HTTP client (target: at most 2x);
+- incremental sync of 10 changes in that calendar vs. the full sync (target: at most 5%);
+- peak memory growth of a process doing a full sync of 100,000 events (target: under 50 MB),
+  measured in a child process so that nothing else is counted.
+
+The Google stand-in runs as its own process, so its memory and CPU are not ours.
+Usage: python -m bench.calendar_sync [--events 10000] [--memory-events 100000] [--database URL]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from contextlib import AsyncExitStack
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from ai_workflow_engine.calendar.autosync import build_sync_clients
+from ai_workflow_engine.calendar.google.calendar_list import refresh_calendar_list
+from ai_workflow_engine.calendar.google.client import GoogleCalendarApi, calendar_events_path
+from ai_workflow_engine.calendar.models import GoogleConnection
+from ai_workflow_engine.calendar.sync_service import sync_user
+from ai_workflow_engine.core import migrations
+from ai_workflow_engine.core.config import Settings, load_settings
+from ai_workflow_engine.core.db import unit_of_work
+from ai_workflow_engine.core.logging import configure_logging
+from ai_workflow_engine.core.resources import Resources, open_resources
+from ai_workflow_engine.core.security import PasswordHasher
+from ai_workflow_engine.users.schemas import UserCreate
+from ai_workflow_engine.users.service import create_user
+from tests.google_standin import spawn_standin_process
+
+SECRET = "benchmark-secret-key-of-sufficient-length-0123456789"
+
+
+def _settings(database_url: str, standin: Any) -> Settings:
+    return load_settings(
+        database={"database_url": database_url},
+        auth={"secret_key": SECRET},
+        jobs={"jobs_in_process": False},
+        google={
+            "google_client_id": standin.client_id,
+            "google_client_secret": standin.client_secret,
+            "google_auth_uri": standin.auth_uri,
+            "google_token_uri": standin.token_uri,
+            "google_revoke_uri": standin.revoke_uri,
+            "google_calendar_api_base": standin.calendar_api_base,
+            "google_sync_deadline_seconds": 600,
+        },
+        log_level="WARNING",
+        environment="test",
+    )
+
+
+async def _connect_user(resources: Resources, standin: Any) -> int:
+    """A user with a Google connection to the stand-in's account and its calendar list."""
+    tokens = standin.control.mint_tokens()
+    cipher = resources.token_cipher
+    async with unit_of_work(resources.sessionmaker) as session:
+        user = await create_user(
+            session,
+            PasswordHasher(),
+            UserCreate(email="bench@example.com", username="bench", password="benchmark-pw"),
+        )
+        session.add(
+            GoogleConnection(
+                user_id=user.id,
+                account_email=standin.email,
+                access_token_encrypted=cipher.encrypt(tokens["access_token"]),
+                refresh_token_encrypted=cipher.encrypt(tokens["refresh_token"]),
+                token_expires_at=datetime.now(UTC) + timedelta(seconds=tokens["expires_in"]),
+                scopes=tokens.get("scope", ""),
+            )
+        )
+        api = GoogleCalendarApi(resources.google_http, resources.settings.google)
+
+        async def token(_force: bool) -> str:
+            return str(tokens["access_token"])
+
+        await refresh_calendar_list(session, api, user.id, token)
+        return user.id
+
+
+async def _download_only(resources: Resources, standin: Any) -> float:
+    """The baseline: the same pages, the same client, nothing stored."""
+    tokens = standin.control.mint_tokens()
+    settings = resources.settings.google
+    url = settings.google_calendar_api_base + calendar_events_path(standin.email)
+    params = {
+        "maxResults": str(settings.google_page_size),
+        "singleEvents": "true",
+        "showDeleted": "true",
+    }
+    headers = {"Authorization": f"Bearer {tokens['access_token']}"}
+    started = time.perf_counter()
+    page_token: str | None = None
+    while True:
+        query = dict(params, **({"pageToken": page_token} if page_token else {}))
+        response = await resources.google_http.get(url, params=query, headers=headers)
+        response.raise_for_status()
+        page_token = response.json().get("nextPageToken")
+        if not page_token:
+            break
+    return time.perf_counter() - started
+
+
+async def _timed_sync(resources: Resources, user_id: int) -> tuple[float, Any]:
+    started = time.perf_counter()
+    async with unit_of_work(resources.sessionmaker) as session:
+        result = await sync_user(session, build_sync_clients(resources), user_id)
+    return time.perf_counter() - started, result
+
+
+async def _prepare(database_url: str | None, standin: Any, stack: AsyncExitStack) -> Resources:
+    if database_url is None:
+        folder = stack.enter_context(tempfile.TemporaryDirectory())
+        database_url = f"sqlite:///{folder}/bench.db"
+    resources = await stack.enter_async_context(open_resources(_settings(database_url, standin)))
+    await migrations.upgrade(resources.engine)
+    return resources
+
+
+async def speed(events: int, database_url: str | None) -> dict[str, Any]:
+    with spawn_standin_process(events=events) as standin:
+        async with AsyncExitStack() as stack:
+            resources = await _prepare(database_url, standin, stack)
+            user_id = await _connect_user(resources, standin)
+            await _download_only(resources, standin)  # warm the connection and the stand-in
+            download = min([await _download_only(resources, standin) for _ in range(3)])
+            full, full_result = await _timed_sync(resources, user_id)
+            standin.control.churn_events(updates=10)
+            incremental, incremental_result = await _timed_sync(resources, user_id)
+    return {
+        "events": events,
+        "backend": resources.engine.url.get_backend_name(),
+        "download_seconds": round(download, 3),
+        "full_sync_seconds": round(full, 3),
+        "full_sync_created": full_result.created,
+        "full_vs_download": round(full / download, 2),
+        "incremental_seconds": round(incremental, 4),
+        "incremental_updated": incremental_result.updated,
+        "incremental_vs_full": round(incremental / full, 4),
+    }
+
+
+async def _memory_child(events: int, database_url: str | None) -> dict[str, Any]:
+    with spawn_standin_process(events=events) as standin:
+        async with AsyncExitStack() as stack:
+            resources = await _prepare(database_url, standin, stack)
+            user_id = await _connect_user(resources, standin)
+            gc.collect()
+            baseline = _rss_bytes()
+            peak = baseline
+            done = threading.Event()
+
+            def sample() -> None:
+                # the process's peak (ru_maxrss) may already be higher from set-up (Argon2
+                # alone takes 64 MB), so the resident size is sampled during the sync itself,
+                # from a thread so that CPU-bound stretches of the sync are sampled too
+                nonlocal peak
+                while not done.wait(0.005):
+                    peak = max(peak, _rss_bytes())
+
+            sampler = threading.Thread(target=sample, daemon=True)
+            sampler.start()
+            _seconds, result = await _timed_sync(resources, user_id)
+            done.set()
+            sampler.join()
+            peak = max(peak, _rss_bytes())
+    return {
+        "events": events,
+        "created": result.created,
+        "rss_before_mb": round(baseline / 2**20, 1),
+        "rss_peak_mb": round(peak / 2**20, 1),
+        "growth_mb": round((peak - baseline) / 2**20, 1),
+    }
+
+
+def _rss_bytes() -> int:
+    """Resident set size now (Linux)."""
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * resource.getpagesize()
+
+
+def memory(events: int, database_url: str | None) -> dict[str, Any]:
+    command = [sys.executable, "-m", "bench.calendar_sync", "--memory-child", str(events)]
+    if database_url:
+        command += ["--database", database_url]
+    root = Path(__file__).resolve().parent.parent
+    env = dict(os.environ, PYTHONPATH=str(root))
+    out = subprocess.run(
+        command, cwd=root, env=env, capture_output=True, text=True, check=True, timeout=1800
+    )
+    return dict(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=10_000)
+    parser.add_argument("--memory-events", type=int, default=100_000)
+    parser.add_argument("--database", default=None, help="DATABASE_URL (default: a temp SQLite)")
+    parser.add_argument("--memory-child", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    configure_logging("WARNING")
+    if args.memory_child:
+        print(json.dumps(asyncio.run(_memory_child(args.memory_child, args.database))))
+        return 0
+    figures = asyncio.run(speed(args.events, args.database))
+    figures_memory = memory(args.memory_events, args.database) if args.memory_events else None
+    print(f"calendar sync benchmark on {figures['backend']}")
+    print(
+        f"  full sync of {figures['events']} events: {figures['full_sync_seconds']} s; "
+        f"download only: {figures['download_seconds']} s; "
+        f"ratio {figures['full_vs_download']}x (target <= 2x)"
+    )
+    print(
+        f"  incremental sync of 10 changes: {figures['incremental_seconds']} s; "
+        f"ratio to full {figures['incremental_vs_full']:.2%} (target <= 5%)"
+    )
+    if figures_memory:
+        print(
+            f"  full sync of {figures_memory['events']} events: peak memory growth "
+            f"{figures_memory['growth_mb']} MB (target < 50 MB)"
+        )
+    print(json.dumps({"speed": figures, "memory": figures_memory}))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
