@@ -68,7 +68,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 database=resources.engine.url.get_backend_name(),
                 redis=resources.redis is not None,
             )
-            async with run_jobs_in_process(resources):
+            async with run_jobs_in_process(resources) as jobs:
+                app.state.jobs = jobs  # None when worker/scheduler run out of process
                 yield
 
     app = FastAPI(
