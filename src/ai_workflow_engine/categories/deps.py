@@ -9,12 +9,10 @@ from sqlalchemy import select
 
 from ai_workflow_engine.auth.deps import CurrentUser
 from ai_workflow_engine.categories.models import Category
+from ai_workflow_engine.categories.schemas import MAX_ID
 from ai_workflow_engine.core.db import SessionDep
 from ai_workflow_engine.core.errors import NotFound
 from ai_workflow_engine.core.pagination import CursorCodec
-
-# ids are 32-bit integer columns: anything larger cannot exist and must not reach the database
-MAX_ID = 2**31 - 1
 
 CategoryIdPath = Annotated[int, Path(ge=1, le=MAX_ID, description="The category's id.")]
 

@@ -8,7 +8,7 @@ from fastapi import Depends, Path, Request
 from sqlalchemy import select
 
 from ai_workflow_engine.auth.deps import CurrentUser
-from ai_workflow_engine.categories.deps import MAX_ID
+from ai_workflow_engine.categories.schemas import MAX_ID
 from ai_workflow_engine.core.db import SessionDep
 from ai_workflow_engine.core.errors import NotFound
 from ai_workflow_engine.core.pagination import CursorCodec

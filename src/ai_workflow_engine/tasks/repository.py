@@ -64,8 +64,9 @@ class Ordering:
         return or_(condition, self.column.is_(None)) if self.nullable else condition
 
     def value_of(self, task: Task) -> SortValue:
-        value: SortValue = getattr(task, self.column.key)
-        return value
+        if self.column is Task.priority:
+            return task.priority
+        return task.due_at if self.nullable else task.created_at
 
 
 def fold(text: str) -> str:

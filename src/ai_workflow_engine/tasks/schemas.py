@@ -7,14 +7,22 @@ from pydantic import (
     AfterValidator,
     AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StringConstraints,
     field_validator,
 )
 
-from ai_workflow_engine.categories.deps import MAX_ID
-from ai_workflow_engine.categories.schemas import reject_nul_characters
+from ai_workflow_engine.categories.schemas import (
+    MAX_ID,
+    NO_NUL_PATTERN,
+    NON_BLANK_PATTERN,
+    omit_null_from_schema,
+    reject_bool_and_text,
+    reject_nul_characters,
+    strip_blank,
+)
 
 TaskStatus = Literal["pending", "in_progress", "completed", "cancelled", "on_hold"]
 TaskPriority = Literal["low", "medium", "high", "urgent"]
@@ -35,20 +43,39 @@ def _as_utc(value: datetime) -> datetime:
         raise ValueError("Timestamp out of range") from exc
 
 
+def _reject_numbers(value: Any) -> Any:
+    # a bare number would be read as seconds since the epoch; the API speaks RFC 3339 only
+    if isinstance(value, int | float):
+        raise ValueError("Input should be an RFC 3339 timestamp with an offset")
+    return value
+
+
 Timestamp = Annotated[
     AwareDatetime,
+    BeforeValidator(_reject_numbers),
     AfterValidator(_as_utc),
     Field(description="RFC 3339 with an offset.", examples=["2026-12-01T09:00:00Z"]),
 ]
 Title = Annotated[
     str,
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=500),
+    StringConstraints(min_length=1, max_length=500),
+    AfterValidator(reject_nul_characters),
+    AfterValidator(strip_blank),
+    Field(
+        description="Not blank; surrounding whitespace is dropped.",
+        json_schema_extra={"pattern": NON_BLANK_PATTERN},
+    ),
+]
+Description = Annotated[
+    str,
+    Field(max_length=20000, json_schema_extra={"pattern": NO_NUL_PATTERN}),
     AfterValidator(reject_nul_characters),
 ]
-Description = Annotated[str, Field(max_length=20000), AfterValidator(reject_nul_characters)]
-EstimatedMinutes = Annotated[int, Field(ge=1, le=10080, strict=True)]
+EstimatedMinutes = Annotated[int, Field(ge=1, le=10080), BeforeValidator(reject_bool_and_text)]
 CategoryRef = Annotated[
-    int, Field(ge=1, le=MAX_ID, strict=True, description="One of your categories.")
+    int,
+    Field(ge=1, le=MAX_ID, description="One of your categories."),
+    BeforeValidator(reject_bool_and_text),
 ]
 
 
@@ -71,11 +98,11 @@ class TaskUpdate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    title: Title | None = None
+    title: Title | None = Field(default=None, json_schema_extra=omit_null_from_schema)
     description: Description | None = None
-    status: TaskStatus | None = None
-    priority: TaskPriority | None = None
-    task_type: TaskType | None = None
+    status: TaskStatus | None = Field(default=None, json_schema_extra=omit_null_from_schema)
+    priority: TaskPriority | None = Field(default=None, json_schema_extra=omit_null_from_schema)
+    task_type: TaskType | None = Field(default=None, json_schema_extra=omit_null_from_schema)
     category_id: CategoryRef | None = None
     due_at: Timestamp | None = None
     estimated_minutes: EstimatedMinutes | None = None
@@ -124,7 +151,14 @@ class TaskListQuery(BaseModel):
     )
     due_after: Timestamp | None = Field(default=None, description="Due at or after this instant.")
     due_before: Timestamp | None = Field(default=None, description="Due before this instant.")
-    q: Annotated[str, AfterValidator(reject_nul_characters)] | None = Field(
+    q: (
+        Annotated[
+            str,
+            Field(json_schema_extra={"pattern": NO_NUL_PATTERN}),
+            AfterValidator(reject_nul_characters),
+        ]
+        | None
+    ) = Field(
         default=None,
         max_length=200,
         description="Case-insensitive substring of the title or description.",
