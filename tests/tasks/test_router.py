@@ -245,6 +245,9 @@ INVALID_CREATES: list[tuple[dict[str, Any], list[str]]] = [
     ({"title": "x", "due_at": "2026-12-01"}, ["body", "due_at"]),
     ({"title": "x", "due_at": "tomorrow"}, ["body", "due_at"]),
     ({"title": "x", "due_at": "9999-12-31T23:00:00-05:00"}, ["body", "due_at"]),
+    ({"title": "x", "due_at": 1764579600}, ["body", "due_at"]),  # RFC 3339 only
+    ({"title": " " + "x" * 500}, ["body", "title"]),
+    ({"title": "x", "description": "a\u0000b"}, ["body", "description"]),
     ({"title": "x", "id": 7}, ["body", "id"]),
     ({"title": "x", "user_id": 7}, ["body", "user_id"]),
     ({"title": "x", "created_at": "2026-01-01T00:00:00Z"}, ["body", "created_at"]),
