@@ -125,6 +125,8 @@ async def _sync_connection(
         failure = _as_kept_failure(exc, settings.google_retry_after_seconds)
         await _record(session, connection_id, "failed", failure.detail, kept)
         log.warning("calendar_sync_failed", user_id=user_id, error=failure.slug)
+        if failure is exc:
+            raise
         raise failure from exc
     await savepoint.commit()
     finished_at = utcnow()
