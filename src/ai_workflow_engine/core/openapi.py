@@ -31,13 +31,21 @@ _COMMON = {
 _NO_DEPENDENCY = {"/health", "/metrics"}
 
 
-def _problem_response(description: str, status: str) -> dict[str, Any]:
+_RETRYABLE = ("429", "502", "503", "504")
+
+
+def _problem_response(
+    description: str, status: str, headers: dict[str, Any] | None = None
+) -> dict[str, Any]:
     response: dict[str, Any] = {
         "description": description,
         "content": {PROBLEM_MEDIA_TYPE: {"schema": _PROBLEM_REF}},
     }
-    if status in ("429", "503"):
-        response["headers"] = _RETRY_AFTER
+    headers = dict(headers or {})
+    if status in _RETRYABLE:
+        headers.update(_RETRY_AFTER)
+    if headers:
+        response["headers"] = headers
     return response
 
 
@@ -61,8 +69,10 @@ def _complete(path: str, operation: dict[str, Any]) -> None:
         first: dict[str, Any] = next(iter(content.values()), {})
         schema: dict[str, Any] | None = first.get("schema")
         if schema is None or schema.get("$ref", "").endswith(("/Problem", "/HTTPValidationError")):
-            responses[status] = _problem_response(response.get("description", ""), status)
-        elif status in ("429", "503"):
+            responses[status] = _problem_response(
+                response.get("description", ""), status, response.get("headers")
+            )
+        elif status in _RETRYABLE:
             response.setdefault("headers", _RETRY_AFTER)
 
 
