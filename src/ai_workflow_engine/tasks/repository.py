@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, or_, select
+from sqlalchemy import ColumnElement, Select, and_, literal, or_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
@@ -55,13 +55,15 @@ class Ordering:
 
     def after(self, position: Position) -> ColumnElement[bool]:
         """The tasks that come after `position` in this ordering."""
-        later_id = Task.id < position.task_id if self.descending else Task.id > position.task_id
         if position.value is None:  # inside the trailing group without a due date
+            later_id = Task.id < position.task_id if self.descending else Task.id > position.task_id
             return and_(self.column.is_(None), later_id)
-        value = position.value
-        beyond = self.column < value if self.descending else self.column > value
-        condition = or_(beyond, and_(self.column == value, later_id))
-        return or_(condition, self.column.is_(None)) if self.nullable else condition
+        # A row comparison, which PostgreSQL answers from the (user_id, column, id) index. The
+        # value is bound with the column's type, so that SQLite compares it in stored UTC form.
+        key = tuple_(self.column, Task.id)
+        start = tuple_(literal(position.value, self.column.type), literal(position.task_id))
+        beyond = key < start if self.descending else key > start
+        return or_(beyond, self.column.is_(None)) if self.nullable else beyond
 
     def value_of(self, task: Task) -> SortValue:
         if self.column is Task.priority:
