@@ -9,6 +9,8 @@ import sys
 from collections.abc import Sequence
 
 from pydantic import ValidationError
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ai_workflow_engine.core import migrations
 from ai_workflow_engine.core.config import Settings, describe_settings_error, load_settings
@@ -32,6 +34,20 @@ async def _migrate(settings: Settings) -> None:
         await migrations.upgrade(engine)
     finally:
         await engine.dispose()
+
+
+async def _schema_ready(settings: Settings) -> AsyncEngine:
+    """An engine on a schema at the latest migration (the embedded SQLite is migrated here)."""
+    engine = create_engine(settings.database)
+    try:
+        if settings.database.is_sqlite:
+            await migrations.upgrade(engine)
+        elif (reason := await migrations.pending_reason(engine)) is not None:
+            raise CommandError(reason)
+    except BaseException:
+        await engine.dispose()
+        raise
+    return engine
 
 
 async def _preflight(settings: Settings) -> None:
@@ -93,7 +109,7 @@ async def _create_user(settings: Settings, email: str, username: str, password: 
     from ai_workflow_engine.users.service import create_user
 
     data = UserCreate(email=email, username=username, password=password)
-    engine = create_engine(settings.database)
+    engine = await _schema_ready(settings)
     try:
         async with create_sessionmaker(engine).begin() as session:
             user = await create_user(session, PasswordHasher(), data)
@@ -146,6 +162,24 @@ def scheduler(_args: argparse.Namespace) -> None:
     _run_jobs_process("scheduler")
 
 
+async def _reencrypt(settings: Settings) -> int:
+    from ai_workflow_engine.calendar.service import reencrypt_tokens
+    from ai_workflow_engine.core.crypto import TokenCipher
+    from ai_workflow_engine.core.db import unit_of_work
+
+    engine = await _schema_ready(settings)
+    try:
+        async with unit_of_work(create_sessionmaker(engine)) as session:
+            return await reencrypt_tokens(session, TokenCipher.from_settings(settings))
+    finally:
+        await engine.dispose()
+
+
+def reencrypt_tokens_command(_args: argparse.Namespace) -> None:
+    count = asyncio.run(_reencrypt(_settings()))
+    print(f"re-encrypted {count} stored secret(s) with the first TOKEN_ENCRYPTION_KEYS key")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ai-workflow-engine", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -168,6 +202,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     scheduler_parser.set_defaults(handler=scheduler)
 
+    reencrypt_parser = commands.add_parser(
+        "reencrypt-tokens",
+        help="after adding a new first key to TOKEN_ENCRYPTION_KEYS, re-encrypt stored tokens",
+    )
+    reencrypt_parser.set_defaults(handler=reencrypt_tokens_command)
+
     user_parser = commands.add_parser(
         "create-user", help="create a user (password from a prompt, or the first line of stdin)"
     )
@@ -183,6 +223,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.handler(args)
     except CommandError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except (OperationalError, InterfaceError, OSError) as exc:
+        print(f"error: the database is unavailable ({type(exc).__name__})", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

@@ -24,6 +24,14 @@ pytestmark = pytest.mark.slow
 
 MAX_EXAMPLES = int(os.environ.get("SCHEMATHESIS_MAX_EXAMPLES", "15"))
 LOGOUT = "/api/v1/auth/jwt/logout"
+# Operations with rules that JSON Schema cannot state and that answer 422 (or 400) by design
+# (../shared/API.md): a cursor must be one the server issued (it is signed), a `category_id`
+# one of the user's own, `end` after `start` (events range, working hours), a refresh token at
+# logout the caller's own, an OAuth `state` one the server handed out. On these, schemathesis'
+# "schema-valid data must be accepted" check cannot hold; all its other checks run on them.
+SEMANTIC_PATHS = (
+    r"^/api/v1/(tasks(/\{[^}]+\})?|categories|profile|calendar/(events|calendars|oauth/callback))$"
+)
 
 
 def _free_port() -> int:
@@ -35,7 +43,14 @@ def _free_port() -> int:
 @pytest.fixture(params=["sqlite", "postgresql"])
 def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
-    env.update(SECRET_KEY=TEST_SECRET, DATA_DIR=str(tmp_path / "data"), LOG_LEVEL="WARNING")
+    env.update(
+        SECRET_KEY=TEST_SECRET,
+        DATA_DIR=str(tmp_path / "data"),
+        LOG_LEVEL="WARNING",
+        # Google configured (not reachable): authorize answers its URL, the callback its 400s
+        GOOGLE_CLIENT_ID="contract-test-client",
+        GOOGLE_CLIENT_SECRET="contract-test-secret",
+    )
     if request.param == "postgresql":
         url = request.getfixturevalue("postgresql_database")
         env["DATABASE_URL"] = url
@@ -121,8 +136,24 @@ def _schemathesis(base: str, token: str, *extra: str) -> subprocess.CompletedPro
 
 
 def test_schema_holds_under_fuzzing(server: str) -> None:
-    # logout would end the session the rest of the run authenticates with: fuzzed on its own
-    main = _schemathesis(server, _token(server, "fuzzer"), "--exclude-path", LOGOUT)
-    assert main.returncode == 0, main.stdout[-12000:] + main.stderr[-3000:]
-    logout = _schemathesis(server, _token(server, "fuzzer2"), "--include-path", LOGOUT)
+    everything = _schemathesis(
+        server,
+        _token(server, "fuzzer"),
+        "--exclude-path", LOGOUT,  # it would end the session the run authenticates with
+        "--exclude-path-regex", SEMANTIC_PATHS,
+    )
+    assert everything.returncode == 0, everything.stdout[-12000:] + everything.stderr[-3000:]
+    semantic = _schemathesis(
+        server,
+        _token(server, "fuzzer2"),
+        "--include-path-regex", SEMANTIC_PATHS,
+        "--exclude-checks", "positive_data_acceptance",
+    )
+    assert semantic.returncode == 0, semantic.stdout[-12000:] + semantic.stderr[-3000:]
+    logout = _schemathesis(
+        server,
+        _token(server, "fuzzer3"),
+        "--include-path", LOGOUT,
+        "--exclude-checks", "positive_data_acceptance",
+    )
     assert logout.returncode == 0, logout.stdout[-12000:] + logout.stderr[-3000:]

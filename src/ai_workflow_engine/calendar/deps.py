@@ -17,17 +17,9 @@ from ai_workflow_engine.core.config import Settings
 from ai_workflow_engine.core.crypto import TokenCipher
 from ai_workflow_engine.core.db import SessionDep
 from ai_workflow_engine.core.errors import NotFound
-from ai_workflow_engine.core.pagination import CursorCodec
-
-# ids are 32-bit integer columns: anything larger cannot exist and must not reach the database
-MAX_ID = 2**31 - 1
+from ai_workflow_engine.core.schemas import MAX_ID
 
 CalendarIdPath = Annotated[int, Path(ge=1, le=MAX_ID, description="The calendar's id.")]
-
-
-def cursor_codec(request: Request) -> CursorCodec:
-    codec: CursorCodec = request.app.state.cursor_codec
-    return codec
 
 
 def token_cipher(request: Request) -> TokenCipher:
@@ -45,7 +37,6 @@ def google_calendar_api(request: Request) -> GoogleCalendarApi:
     return GoogleCalendarApi(request.app.state.google_http, settings.google)
 
 
-CursorCodecDep = Annotated[CursorCodec, Depends(cursor_codec)]
 TokenCipherDep = Annotated[TokenCipher, Depends(token_cipher)]
 GoogleOAuthDep = Annotated[GoogleOAuth, Depends(google_oauth)]
 GoogleCalendarApiDep = Annotated[GoogleCalendarApi, Depends(google_calendar_api)]

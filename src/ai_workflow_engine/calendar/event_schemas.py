@@ -2,39 +2,16 @@
 
 from __future__ import annotations
 
-import re
-from datetime import UTC, date, datetime, timedelta
-from typing import Annotated, Any, Literal
+from datetime import date, datetime, timedelta
+from typing import Literal
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, Field
+from pydantic import BaseModel, Field
 
 from ai_workflow_engine.core.errors import InvalidInput
+from ai_workflow_engine.core.schemas import MAX_ID, Timestamp
 
-MAX_ID = 2**31 - 1
 DEFAULT_RANGE = timedelta(days=7)
 MAX_RANGE = timedelta(days=366)
-
-
-def _as_utc(value: datetime) -> datetime:
-    try:
-        return value.astimezone(UTC)
-    except OverflowError as exc:  # e.g. 9999-12-31T23:00:00-05:00 is past year 9999 in UTC
-        raise ValueError("Timestamp out of range") from exc
-
-
-_RFC3339 = re.compile(
-    r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?([Zz]|[+-]\d{2}:?\d{2})"
-)
-
-
-def _rfc3339_text(value: Any) -> Any:
-    # without this, a bare number would be read as seconds since 1970
-    if isinstance(value, str) and not _RFC3339.fullmatch(value):
-        raise ValueError("Expected an RFC 3339 timestamp with an offset, e.g. 2026-12-01T09:00:00Z")
-    return value
-
-
-Timestamp = Annotated[AwareDatetime, BeforeValidator(_rfc3339_text), AfterValidator(_as_utc)]
 
 
 class EventRead(BaseModel):

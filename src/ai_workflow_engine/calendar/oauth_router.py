@@ -10,7 +10,6 @@ from fastapi import APIRouter, Query, Request, Response, status
 from ai_workflow_engine.auth.deps import AUTH_RESPONSES, CurrentUser
 from ai_workflow_engine.calendar import service
 from ai_workflow_engine.calendar.deps import (
-    CursorCodecDep,
     GoogleCalendarApiDep,
     GoogleOAuthDep,
     OwnedCalendar,
@@ -26,7 +25,13 @@ from ai_workflow_engine.calendar.schemas import (
 from ai_workflow_engine.core.config import Settings
 from ai_workflow_engine.core.db import SessionDep
 from ai_workflow_engine.core.errors import Problem
-from ai_workflow_engine.core.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, Page
+from ai_workflow_engine.core.pagination import (
+    DEFAULT_LIMIT,
+    CursorCodecDep,
+    CursorQuery,
+    LimitQuery,
+    Page,
+)
 
 router = APIRouter(prefix="/api/v1/calendar", tags=["calendar"])
 

@@ -9,7 +9,6 @@ from fastapi import APIRouter, Depends, Query, Request
 from ai_workflow_engine.auth.deps import AUTH_RESPONSES, CurrentUser
 from ai_workflow_engine.calendar import sync_service
 from ai_workflow_engine.calendar.deps import (
-    CursorCodecDep,
     GoogleCalendarApiDep,
     TokenProviderDep,
 )
@@ -19,7 +18,13 @@ from ai_workflow_engine.calendar.sync_service import SyncClients
 from ai_workflow_engine.core.config import Settings
 from ai_workflow_engine.core.db import SessionDep
 from ai_workflow_engine.core.errors import Problem
-from ai_workflow_engine.core.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, Page
+from ai_workflow_engine.core.pagination import (
+    DEFAULT_LIMIT,
+    CursorCodecDep,
+    CursorQuery,
+    LimitQuery,
+    Page,
+)
 
 router = APIRouter(prefix="/api/v1/calendar", tags=["calendar"])
 

@@ -4,25 +4,16 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Path, Request
+from fastapi import Depends, Path
 from sqlalchemy import select
 
 from ai_workflow_engine.auth.deps import CurrentUser
 from ai_workflow_engine.categories.models import Category
-from ai_workflow_engine.categories.schemas import MAX_ID
 from ai_workflow_engine.core.db import SessionDep
 from ai_workflow_engine.core.errors import NotFound
-from ai_workflow_engine.core.pagination import CursorCodec
+from ai_workflow_engine.core.schemas import MAX_ID
 
 CategoryIdPath = Annotated[int, Path(ge=1, le=MAX_ID, description="The category's id.")]
-
-
-def cursor_codec(request: Request) -> CursorCodec:
-    codec: CursorCodec = request.app.state.cursor_codec
-    return codec
-
-
-CursorCodecDep = Annotated[CursorCodec, Depends(cursor_codec)]
 
 
 async def owned_category(

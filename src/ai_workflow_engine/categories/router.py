@@ -6,11 +6,17 @@ from fastapi import APIRouter, Response, status
 
 from ai_workflow_engine.auth.deps import AUTH_RESPONSES, CurrentUser
 from ai_workflow_engine.categories import service
-from ai_workflow_engine.categories.deps import CursorCodecDep, OwnedCategory
+from ai_workflow_engine.categories.deps import OwnedCategory
 from ai_workflow_engine.categories.schemas import CategoryCreate, CategoryRead, CategoryUpdate
 from ai_workflow_engine.core.db import SessionDep
 from ai_workflow_engine.core.errors import Problem
-from ai_workflow_engine.core.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, Page
+from ai_workflow_engine.core.pagination import (
+    DEFAULT_LIMIT,
+    CursorCodecDep,
+    CursorQuery,
+    LimitQuery,
+    Page,
+)
 
 router = APIRouter(
     prefix="/api/v1/categories",

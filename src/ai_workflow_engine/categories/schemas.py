@@ -13,46 +13,13 @@ from pydantic import (
     field_validator,
 )
 
-# ids are 32-bit integer columns: anything larger cannot exist and must not reach the database
-MAX_ID = 2**31 - 1
-
-
-# What the text validators below accept, for the OpenAPI schema; they validate it themselves,
-# with clearer messages than a pattern mismatch.
-NO_NUL_PATTERN = r"^[^\x00]*$"
-NON_BLANK_PATTERN = r"^[^\x00]*[^\s\x00][^\x00]*$"
-
-
-def reject_nul_characters(value: str) -> str:
-    """NUL is no text character, and PostgreSQL cannot store it: a 422, on every backend."""
-    if "\x00" in value:
-        raise ValueError("must not contain NUL characters")
-    return value
-
-
-def strip_blank(value: str) -> str:
-    """Drop surrounding whitespace; text that is only whitespace is no text."""
-    value = value.strip()
-    if not value:
-        raise ValueError("must not be blank")
-    return value
-
-
-def reject_bool_and_text(value: Any) -> Any:
-    """Integers come as JSON numbers: `true` and `"5"` are none (`5.0` is, as in JSON Schema)."""
-    if isinstance(value, bool | str):
-        raise ValueError("Input should be a valid integer")
-    return value
-
-
-def omit_null_from_schema(schema: dict[str, Any]) -> None:
-    """For an optional field that refuses an explicit null: document it as non-nullable.
-
-    (`X | None` keeps error locations plain, which a union with a schema-less None does not.)
-    """
-    (kept,) = [branch for branch in schema.pop("anyOf") if branch != {"type": "null"}]
-    schema.update(kept)
-
+from ai_workflow_engine.core.schemas import (
+    NON_BLANK_PATTERN,
+    omit_null_from_schema,
+    reject_bool_and_text,
+    reject_nul_characters,
+    strip_blank,
+)
 
 # Lengths apply to the text as sent, so that what the schema documents is exactly what passes.
 CategoryName = Annotated[

@@ -12,7 +12,7 @@ import hmac
 import json
 from typing import Annotated, Any, Generic, TypeVar
 
-from fastapi import Query
+from fastapi import Depends, Query, Request
 from pydantic import BaseModel, ConfigDict
 
 from ai_workflow_engine.core.errors import InvalidInput
@@ -62,3 +62,11 @@ class CursorCodec:
                 ["query", "cursor"], "Invalid cursor; use a next_cursor from this listing"
             ) from exc
         return values
+
+
+def cursor_codec(request: Request) -> CursorCodec:
+    codec: CursorCodec = request.app.state.cursor_codec
+    return codec
+
+
+CursorCodecDep = Annotated[CursorCodec, Depends(cursor_codec)]

@@ -7,9 +7,15 @@ from fastapi import APIRouter, Query, Response, status
 from ai_workflow_engine.auth.deps import AUTH_RESPONSES, CurrentUser
 from ai_workflow_engine.core.db import SessionDep
 from ai_workflow_engine.core.errors import Problem
-from ai_workflow_engine.core.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, Page
+from ai_workflow_engine.core.pagination import (
+    DEFAULT_LIMIT,
+    CursorCodecDep,
+    CursorQuery,
+    LimitQuery,
+    Page,
+)
 from ai_workflow_engine.tasks import service
-from ai_workflow_engine.tasks.deps import CursorCodecDep, OwnedTask
+from ai_workflow_engine.tasks.deps import OwnedTask
 from ai_workflow_engine.tasks.schemas import TaskCreate, TaskListQuery, TaskRead, TaskUpdate
 
 router = APIRouter(

@@ -1,11 +1,10 @@
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any, Literal, get_args
 
 from pydantic import (
     AfterValidator,
-    AwareDatetime,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -14,7 +13,7 @@ from pydantic import (
     field_validator,
 )
 
-from ai_workflow_engine.categories.schemas import (
+from ai_workflow_engine.core.schemas import (
     MAX_ID,
     NO_NUL_PATTERN,
     NON_BLANK_PATTERN,
@@ -23,6 +22,7 @@ from ai_workflow_engine.categories.schemas import (
     reject_nul_characters,
     strip_blank,
 )
+from ai_workflow_engine.core.schemas import Timestamp as CoreTimestamp
 
 TaskStatus = Literal["pending", "in_progress", "completed", "cancelled", "on_hold"]
 TaskPriority = Literal["low", "medium", "high", "urgent"]
@@ -36,24 +36,8 @@ PRIORITY_RANK: dict[str, int] = {name: rank for rank, name in enumerate(get_args
 PRIORITY_BY_RANK: dict[int, str] = {rank: name for name, rank in PRIORITY_RANK.items()}
 
 
-def _as_utc(value: datetime) -> datetime:
-    try:
-        return value.astimezone(UTC)
-    except OverflowError as exc:  # e.g. 9999-12-31T23:00:00-05:00 is past year 9999 in UTC
-        raise ValueError("Timestamp out of range") from exc
-
-
-def _reject_numbers(value: Any) -> Any:
-    # a bare number would be read as seconds since the epoch; the API speaks RFC 3339 only
-    if isinstance(value, int | float):
-        raise ValueError("Input should be an RFC 3339 timestamp with an offset")
-    return value
-
-
 Timestamp = Annotated[
-    AwareDatetime,
-    BeforeValidator(_reject_numbers),
-    AfterValidator(_as_utc),
+    CoreTimestamp,
     Field(description="RFC 3339 with an offset.", examples=["2026-12-01T09:00:00Z"]),
 ]
 Title = Annotated[
