@@ -34,6 +34,9 @@ lint: $(VENV)/.test
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
+bench: $(VENV)/.test
+	$(BIN)/python -m bench.calendar_sync $(ARGS)
+
 lock: $(VENV)/.test
 	$(BIN)/pip install --quiet uv
 	$(BIN)/uv pip compile pyproject.toml -o requirements.lock --python-version 3.11 -q
