@@ -64,6 +64,9 @@ async def login(
             raise TooManyRequests(
                 "Too many failed logins for this account; try again later", retry_after=remaining
             )
+    # the one commit in a service, on purpose: it ends a read-only transaction so that no pooled
+    # connection (nor, on SQLite, the write lock) is held during the deliberately slow verify
+    await session.commit()
     verified = await hasher.verify(password, user.password_hash if user else None)
     if user is None or not verified:
         if user is not None:

@@ -72,7 +72,9 @@ class Environment(StrEnum):
 
 
 class _Section(BaseSettings):
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore", env_file_encoding="utf-8")
+    model_config = SettingsConfigDict(
+        env_file=".env", extra="ignore", env_file_encoding="utf-8", hide_input_in_errors=True
+    )
 
 
 def normalize_database_url(raw: str) -> URL:
@@ -123,6 +125,13 @@ class DatabaseSettings(_Section):
     )
     database_connect_timeout: int = Field(
         default=3, ge=1, le=60, description="Seconds to wait for a new connection before 503."
+    )
+    database_query_timeout: float = Field(
+        default=10.0,
+        gt=0,
+        le=3600,
+        description="Seconds to wait for the database to answer one statement (including a wait "
+        "in pgbouncer's queue) before 503.",
     )
     database_busy_timeout_ms: int = Field(
         default=5000,

@@ -7,11 +7,13 @@ the same `create_engine` and cannot forget an "initialize" step.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
+import psycopg
 from fastapi import Depends, Request
 from sqlalchemy import DateTime, MetaData, event
 from sqlalchemy.engine import Dialect
@@ -95,8 +97,38 @@ def create_engine(settings: DatabaseSettings) -> AsyncEngine:
             # hands each transaction a different server connection.
             "prepare_threshold": None,
             "connect_timeout": settings.database_connect_timeout,
+            "cursor_factory": _bounded_cursor(settings.database_query_timeout),
         },
     )
+
+
+def _bounded_cursor(timeout: float) -> type[psycopg.AsyncCursor[Any]]:
+    """A cursor whose statements give up after `timeout` seconds with an OperationalError (a 503):
+    a server that accepts connections but never answers (PostgreSQL gone behind pgbouncer) must
+    not hang requests."""
+
+    class BoundedCursor(psycopg.AsyncCursor[Any]):
+        async def execute(self, query: Any, params: Any = None, **kwargs: Any) -> Any:
+            try:
+                # the first expiry makes psycopg send a cancel request; the second, a second
+                # later, makes it close the connection instead of waiting for the cancel
+                async with asyncio.timeout(timeout + 1), asyncio.timeout(timeout):
+                    return await super().execute(query, params, **kwargs)
+            except TimeoutError as exc:
+                raise psycopg.OperationalError(
+                    f"the database did not answer within {timeout:g}s"
+                ) from exc
+
+        async def executemany(self, query: Any, params_seq: Any, **kwargs: Any) -> None:
+            try:
+                async with asyncio.timeout(timeout + 1), asyncio.timeout(timeout):
+                    await super().executemany(query, params_seq, **kwargs)
+            except TimeoutError as exc:
+                raise psycopg.OperationalError(
+                    f"the database did not answer within {timeout:g}s"
+                ) from exc
+
+    return BoundedCursor
 
 
 def _configure_sqlite(engine: AsyncEngine, settings: DatabaseSettings) -> None:

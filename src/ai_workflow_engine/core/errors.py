@@ -7,6 +7,7 @@ unexpected exception (logged with its request id, answered without internals).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -205,6 +206,8 @@ def install_error_handlers(app: FastAPI, *, db_retry_after: int, redis_retry_aft
     @app.exception_handler(InterfaceError)
     @app.exception_handler(PoolTimeoutError)
     async def _database_down(request: Request, exc: Exception) -> JSONResponse:
+        if isinstance(exc, DBAPIError) and _is_sql_mistake(exc):
+            return await _database_error(request, exc)
         log.warning("database_unavailable", error_class=type(exc).__name__, path=request.url.path)
         return problem_response(
             503,
@@ -218,6 +221,16 @@ def install_error_handlers(app: FastAPI, *, db_retry_after: int, redis_retry_aft
     async def _database_error(request: Request, exc: DBAPIError) -> JSONResponse:
         if exc.connection_invalidated:
             return await _database_down(request, exc)
+        if await _schema_not_ready(request):
+            # tables missing because `migrate` has not run yet: not ready, like /health/ready says
+            log.warning("database_schema_not_migrated", path=request.url.path)
+            return problem_response(
+                503,
+                "Service Unavailable",
+                "The database schema is not ready; retry shortly.",
+                "database-not-migrated",
+                headers={"Retry-After": str(db_retry_after)},
+            )
         log.error("database_error", error_class=type(exc.orig).__name__, path=request.url.path)
         return _internal()
 
@@ -235,21 +248,56 @@ def install_error_handlers(app: FastAPI, *, db_retry_after: int, redis_retry_aft
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled_error", path=request.url.path)
-        return _internal()
+        response = _internal()
+        # this handler runs outside the request-context middleware (Starlette calls it from its
+        # outermost layer), so the request id the log line carries is added here
+        request_id = structlog.contextvars.get_contextvars().get("request_id")
+        if request_id:
+            response.headers["X-Request-ID"] = str(request_id)
+        return response
+
+
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
 
 def _allowed_methods(request: Request) -> list[str]:
-    """Every method any route serves at this path (routes are declared one method each)."""
+    """Every method some route serves at this path, asked of the router itself: FastAPI keeps
+    included routers as nested entries, so the top-level routes do not list their methods."""
     from starlette.routing import Match
 
-    methods: set[str] = set()
-    scope = {**request.scope, "method": "GET"}
-    for route in request.app.router.routes:
-        if route.matches(scope)[0] is not Match.NONE and getattr(route, "methods", None):
-            methods.update(route.methods)
-    if "GET" in methods:
-        methods.add("HEAD")
-    return sorted(methods)
+    routes = request.app.router.routes
+    return [
+        method
+        for method in _METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] is Match.FULL for route in routes
+        )
+    ]
+
+
+_SQLITE_OUTAGES = ("locked", "unable to open", "disk i/o", "disk is full", "readonly", "interrupt")
+
+
+def _is_sql_mistake(exc: DBAPIError) -> bool:
+    """sqlite3 raises OperationalError for mistakes in SQL too ("no such table", "syntax error"):
+    those are not an unavailable database."""
+    import sqlite3
+
+    if exc.connection_invalidated or not isinstance(exc.orig, sqlite3.OperationalError):
+        return False
+    message = str(exc.orig).lower()
+    return not any(marker in message for marker in _SQLITE_OUTAGES)
+
+
+async def _schema_not_ready(request: Request) -> bool:
+    """True when the database answers but its schema is not at the latest migration."""
+    from ai_workflow_engine.core.migrations import pending_reason
+
+    try:
+        async with asyncio.timeout(2):
+            return await pending_reason(request.app.state.engine) is not None
+    except Exception:
+        return False
 
 
 def _internal() -> JSONResponse:

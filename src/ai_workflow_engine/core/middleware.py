@@ -45,6 +45,30 @@ class RequestContextMiddleware:
             await self._too_large(scope, receive, send, request_id)
             self._observe(scope, 413, started)
             return
+        if declared is None:
+            # No length given (chunked): read the body now, up to the limit, so that an oversized
+            # one is a 413 before any parser sees it (FastAPI turns an exception raised while it
+            # reads the body into "error parsing the body", a 422).
+            buffered: list[Message] = []
+            size = 0
+            while True:
+                message = await receive()
+                buffered.append(message)
+                if message["type"] != "http.request":
+                    break
+                size += len(message.get("body", b""))
+                if size > self.max_body_bytes:
+                    await self._too_large(scope, receive, send, request_id)
+                    self._observe(scope, 413, started)
+                    return
+                if not message.get("more_body", False):
+                    break
+            upstream = receive
+
+            async def replay() -> Message:
+                return buffered.pop(0) if buffered else await upstream()
+
+            receive = replay
 
         received = 0
 

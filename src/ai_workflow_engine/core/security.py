@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
+import anyio
 import anyio.to_thread
 import jwt
 from pwdlib import PasswordHash
@@ -25,13 +27,18 @@ class PasswordHasher:
         self._hash = PasswordHash((Argon2Hasher(),))
         # verified against when the user does not exist, so both paths take the same time
         self._decoy = self._hash.hash(uuid.uuid4().hex)
+        # each hash takes ~64 MiB and a core for a fraction of a second: run at most one per core,
+        # so a burst of logins queues instead of starving the event loop and exhausting memory
+        self._limiter = anyio.CapacityLimiter(os.cpu_count() or 1)
 
     async def hash(self, password: str) -> str:
-        return await anyio.to_thread.run_sync(self._hash.hash, password)
+        return await anyio.to_thread.run_sync(self._hash.hash, password, limiter=self._limiter)
 
     async def verify(self, password: str, password_hash: str | None) -> bool:
         target = password_hash if password_hash is not None else self._decoy
-        ok = await anyio.to_thread.run_sync(self._hash.verify, password, target)
+        ok = await anyio.to_thread.run_sync(
+            self._hash.verify, password, target, limiter=self._limiter
+        )
         return ok and password_hash is not None
 
 

@@ -19,6 +19,8 @@ def identity_key(value: str) -> str:
 async def create_user(session: AsyncSession, hasher: PasswordHasher, data: UserCreate) -> User:
     """Create a user with the default categories; 409 when the email or username is taken."""
     email_key, username_key = identity_key(str(data.email)), identity_key(data.username)
+    # hash before touching the database: no pooled connection is held during the slow hash
+    password_hash = await hasher.hash(data.password)
     taken = await session.scalar(
         select(User.id).where(or_(User.email_key == email_key, User.username_key == username_key))
     )
@@ -29,7 +31,7 @@ async def create_user(session: AsyncSession, hasher: PasswordHasher, data: UserC
         email_key=email_key,
         username=data.username,
         username_key=username_key,
-        password_hash=await hasher.hash(data.password),
+        password_hash=password_hash,
     )
     try:
         async with session.begin_nested():
