@@ -43,7 +43,14 @@ def build_broker(resources: Resources) -> AsyncBroker:
     settings = resources.settings
     if settings.redis.redis_url:
         return ListQueueBroker(
-            url=settings.redis.redis_url, queue_name=f"{settings.redis.redis_key_prefix}jobs"
+            url=settings.redis.redis_url,
+            queue_name=f"{settings.redis.redis_key_prefix}jobs",
+            # a worker waits for jobs in a blocking BRPOP: redis-py's default 5 s read timeout
+            # would break every idle wait with an error; keepalive and health checks notice a
+            # dead connection instead
+            socket_timeout=None,
+            socket_keepalive=True,
+            health_check_interval=30,
         )
     return InMemoryBroker()
 
