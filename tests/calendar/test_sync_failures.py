@@ -243,11 +243,11 @@ async def test_two_syncs_at_once_with_redis(
         assert (await user.synced())["full_sync"] is False
 
 
+# PostgreSQL only: on SQLite the database's write lock is the sync lock (no lease rows)
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
 async def test_an_expired_lease_is_taken_over_and_a_live_one_is_respected(
     sync_env: SyncEnv,
 ) -> None:
-    if sync_env.app.state.engine.dialect.name == "sqlite":
-        pytest.skip("on SQLite the database's write lock is the sync lock (no lease rows)")
     add_events(sync_env, 2)
     user = await sync_env.user()
     async with sync_env.app.state.sessionmaker() as session, session.begin():
