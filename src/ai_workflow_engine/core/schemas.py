@@ -10,7 +10,7 @@ import re
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, AwareDatetime, BeforeValidator
+from pydantic import AfterValidator, AwareDatetime, BeforeValidator, StrictInt
 
 # ids are 32-bit integer columns: anything larger cannot exist and must not reach the database
 MAX_ID = 2**31 - 1
@@ -74,3 +74,31 @@ def _as_utc(value: datetime) -> datetime:
 
 # An instant given as RFC 3339 text with an offset (a naive one is a 422), held in UTC.
 Timestamp = Annotated[AwareDatetime, BeforeValidator(_rfc3339_only), AfterValidator(_as_utc)]
+
+
+def valid_unicode(value: str) -> str:
+    """Reject escaped lone surrogates: valid JSON, but no UTF-8 response could carry them."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("Text must be valid Unicode") from None
+    return value
+
+
+def whole_float_as_int(value: object) -> object:
+    """A JSON Schema "integer": 15 and 15.0 are, 15.5, "15" and true are not (with StrictInt).
+
+    Bounds go on the StrictInt, before this validator (`Annotated[StrictInt, Field(ge=1),
+    BeforeValidator(whole_float_as_int)]`), or the JSON schema shows them as raw "ge"/"le".
+    """
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+WholeNumber = Annotated[StrictInt, BeforeValidator(whole_float_as_int)]
+
+
+def without_defaults(schema: dict[str, Any]) -> None:
+    """`json_schema_extra` for PATCH bodies: a field left out keeps its current value, so the
+    documented defaults of the PUT body would mislead."""
+    for field_schema in schema.get("properties", {}).values():
+        field_schema.pop("default", None)

@@ -19,7 +19,7 @@ from pydantic import (
     model_validator,
 )
 
-from ai_workflow_engine.settings.documents import (
+from ai_workflow_engine.core.schemas import (
     WholeNumber,
     valid_unicode,
     whole_float_as_int,

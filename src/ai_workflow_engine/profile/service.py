@@ -2,9 +2,9 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from ai_workflow_engine.core.documents import upsert_user_document
 from ai_workflow_engine.profile.models import UserProfile
 from ai_workflow_engine.profile.schemas import ProfileRead, ProfileReplace, ProfileUpdate
-from ai_workflow_engine.settings.documents import upsert_user_document
 
 
 async def read_profile(session: AsyncSession, user_id: int) -> ProfileRead:

@@ -17,7 +17,7 @@ from pydantic import (
     StringConstraints,
 )
 
-from ai_workflow_engine.settings.documents import WholeNumber, valid_unicode, without_defaults
+from ai_workflow_engine.core.schemas import WholeNumber, valid_unicode, without_defaults
 
 Theme = Literal["dark", "light", "system"]
 

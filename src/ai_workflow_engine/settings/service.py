@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ai_workflow_engine.settings.documents import upsert_user_document
+from ai_workflow_engine.core.documents import upsert_user_document
 from ai_workflow_engine.settings.models import UserSettings
 from ai_workflow_engine.settings.schemas import SettingsRead, SettingsReplace, SettingsUpdate
 
