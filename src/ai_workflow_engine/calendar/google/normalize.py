@@ -16,14 +16,16 @@ is ever stored.
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import orjson
+
 STORED_STATUSES = frozenset({"confirmed", "tentative"})
+_UTC_ZONE = ZoneInfo("UTC")
 
 
 class MalformedEvent(ValueError):
@@ -72,11 +74,11 @@ class NormalizedEvent:
 def zone_or_utc(name: str | None) -> ZoneInfo:
     """The named IANA zone; UTC for a missing or unknown name."""
     if not name:
-        return ZoneInfo("UTC")
+        return _UTC_ZONE
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
-        return ZoneInfo("UTC")
+        return _UTC_ZONE
 
 
 def local_midnight(day: date, zone: ZoneInfo) -> datetime:
@@ -148,13 +150,12 @@ def content_hash(fields: Mapping[str, Any]) -> str:
 
     Google's `updated` stamp is left out: it moves for changes we do not store (attendees,
     reminders), and those are not updates of the event we show.
+
+    The body is compact JSON with sorted keys, dates and instants in ISO 8601 (`+00:00` for UTC)
+    and text as UTF-8: byte for byte what `json.dumps(..., separators=(",", ":"),
+    ensure_ascii=False, sort_keys=True)` of the ISO strings gives, so stored hashes stay valid.
     """
-    canonical = {
-        key: value.isoformat() if isinstance(value, date) else value
-        for key, value in sorted(fields.items())
-    }
-    body = json.dumps(canonical, separators=(",", ":"), ensure_ascii=False, sort_keys=True)
-    return hashlib.sha256(body.encode()).hexdigest()
+    return hashlib.sha256(orjson.dumps(fields, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
 def _zone_of(moment: Mapping[str, Any], fallback: ZoneInfo) -> ZoneInfo:
@@ -191,6 +192,6 @@ def _parse_instant(value: Any, zone: ZoneInfo) -> datetime:
 
 def _parse_optional_instant(value: Any) -> datetime | None:
     try:
-        return _parse_instant(value, ZoneInfo("UTC"))
+        return _parse_instant(value, _UTC_ZONE)
     except MalformedEvent:
         return None

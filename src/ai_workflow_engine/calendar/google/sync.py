@@ -21,17 +21,34 @@ the page size, not on the size of the calendar.
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Callable, Iterable, Mapping
+import asyncio
+from collections.abc import AsyncGenerator, Callable, Iterable, Mapping, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass
-from typing import Any, cast
+from datetime import datetime
+from typing import Any, TypeVar, cast
 from zoneinfo import ZoneInfo
 
 import structlog
-from sqlalchemy import Table, Update, bindparam, delete, select, update
+from sqlalchemy import (
+    Boolean,
+    ColumnElement,
+    Date,
+    DateTime,
+    Integer,
+    Table,
+    Text,
+    Update,
+    bindparam,
+    delete,
+    func,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import CursorResult, Result
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.types import TypeEngine
 
 from ai_workflow_engine.calendar.google.client import SyncTokenExpired
 from ai_workflow_engine.calendar.google.events import EventPage
@@ -106,13 +123,22 @@ class CalendarSyncOutcome:
 
 
 async def sync_calendar(
-    session: AsyncSession, calendar: CalendarState, pages: PageSource, user_zone: ZoneInfo
+    session: AsyncSession,
+    calendar: CalendarState,
+    pages: PageSource,
+    user_zone: ZoneInfo,
+    *,
+    session_lock: asyncio.Lock | None = None,
 ) -> CalendarSyncOutcome:
     """Bring one calendar's stored events in line with Google's.
 
     Incremental when the calendar has a sync token, full otherwise or when Google says the token
     expired (410). `user_zone` places all-day events (midnight of their dates).
+
+    Pages are fetched one ahead, in a task of their own: a page source that uses `session` (to
+    refresh a token) must hold `session_lock` meanwhile, which the engine holds while it writes.
     """
+    session_lock = session_lock or asyncio.Lock()
     counts = SyncCounts()
     if calendar.sync_token is not None:
         try:
@@ -123,6 +149,7 @@ async def sync_calendar(
                 calendar.sync_generation,
                 user_zone,
                 counts,
+                session_lock,
                 mark_seen=False,
             )
         except SyncTokenExpired:
@@ -130,7 +157,7 @@ async def sync_calendar(
         else:
             await _store_token(session, calendar.id, token)
             return CalendarSyncOutcome(full_sync=False, counts=counts)
-    await sync_calendar_fully(session, calendar, pages, user_zone, counts)
+    await sync_calendar_fully(session, calendar, pages, user_zone, counts, session_lock)
     return CalendarSyncOutcome(full_sync=True, counts=counts)
 
 
@@ -140,6 +167,7 @@ async def sync_calendar_fully(
     pages: PageSource,
     user_zone: ZoneInfo,
     counts: SyncCounts,
+    session_lock: asyncio.Lock,
 ) -> None:
     """A full run: afterwards the calendar holds exactly the events Google listed."""
     generation = await session.scalar(
@@ -150,7 +178,7 @@ async def sync_calendar_fully(
     )
     assert generation is not None  # the caller holds the calendar's row
     token = await _apply_run(
-        session, calendar, pages(None), generation, user_zone, counts, mark_seen=True
+        session, calendar, pages(None), generation, user_zone, counts, session_lock, mark_seen=True
     )
     vanished = await session.execute(
         delete(EVENTS).where(
@@ -168,23 +196,52 @@ async def _apply_run(
     generation: int,
     user_zone: ZoneInfo,
     counts: SyncCounts,
+    session_lock: asyncio.Lock,
     *,
     mark_seen: bool,
 ) -> str | None:
-    """Apply every page of one run; the run's next sync token (from its last page)."""
+    """Apply every page of one run; the run's next sync token (from its last page).
+
+    The next page is fetched while the current one is written, so at most two pages are held.
+    The fetch runs in its own task: `session_lock` is held while a page is written, and a page
+    source that needs the session (a token refresh) takes it too, so that the session is never
+    used by both tasks at once.
+    """
     token: str | None = None
     # closed at once however the run ends, so that no request is left half-read
     async with aclosing(pages):
-        async for page in pages:
-            default_zone = zone_or_utc(page.time_zone or calendar.time_zone)
-            changes = _latest_changes(calendar, page.items, user_zone, default_zone)
-            if changes:
-                await _apply_page(
-                    session, calendar, changes, generation, counts, mark_seen=mark_seen
-                )
-            if page.last:
-                token = page.next_sync_token
+        fetching = asyncio.create_task(_next_page(pages))
+        try:
+            while (page := await fetching) is not None:
+                fetching = asyncio.create_task(_next_page(pages))
+                # let the fetch get its token and send its request before this page takes the
+                # session
+                await asyncio.sleep(0)
+                default_zone = zone_or_utc(page.time_zone or calendar.time_zone)
+                changes = _latest_changes(calendar, page.items, user_zone, default_zone)
+                if changes:
+                    async with session_lock:
+                        await _apply_page(
+                            session, calendar, changes, generation, counts, mark_seen=mark_seen
+                        )
+                if page.last:
+                    token = page.next_sync_token
+        finally:
+            await _abandon(fetching)
     return token
+
+
+async def _next_page(pages: AsyncGenerator[EventPage, None]) -> EventPage | None:
+    return await anext(pages, None)
+
+
+async def _abandon(fetching: asyncio.Task[EventPage | None]) -> None:
+    """Stop a fetch the run no longer needs (it failed) and wait until it has stopped; nothing
+    to do for a finished one."""
+    fetching.cancel()
+    await asyncio.wait([fetching])
+    if not fetching.cancelled():
+        fetching.exception()  # retrieved: the run's own failure is the one reported
 
 
 def _latest_changes(
@@ -223,7 +280,7 @@ async def _apply_page(
     )
     stored: dict[str, tuple[int, str]] = {row[0]: (row[1], row[2]) for row in rows}
     now = utcnow()
-    new: list[dict[str, Any]] = []
+    new: list[NormalizedEvent] = []
     changed: list[dict[str, Any]] = []
     unchanged: list[int] = []
     cancelled: list[int] = []
@@ -232,25 +289,16 @@ async def _apply_page(
         if isinstance(change, Deletion):
             if found is not None:
                 cancelled.append(found[0])
-            continue
-        values = {**change.stored_values(), "sync_generation": generation, "updated_at": now}
-        if found is None:
-            new.append(
-                {
-                    **values,
-                    "user_id": calendar.user_id,
-                    "calendar_id": calendar.id,
-                    "google_event_id": google_id,
-                    "created_at": now,
-                }
-            )
+        elif found is None:
+            new.append(change)
         elif found[1] != change.content_hash:
+            values = {**change.stored_values(), "sync_generation": generation, "updated_at": now}
             changed.append({**{f"new_{k}": v for k, v in values.items()}, "row_id": found[0]})
         else:
             unchanged.append(found[0])
 
     if new:
-        await session.execute(_insert_new(session), new)
+        await _insert_new(session, calendar, new, generation, now)
         counts.created += len(new)
     if changed:
         await session.execute(_update_changed(), changed)
@@ -267,23 +315,110 @@ async def _apply_page(
         counts.deleted += _rowcount(result)
 
 
-def _insert_new(session: AsyncSession) -> postgresql.Insert | sqlite.Insert:
+async def _insert_new(
+    session: AsyncSession,
+    calendar: CalendarState,
+    events: Sequence[NormalizedEvent],
+    generation: int,
+    now: datetime,
+) -> None:
     """INSERT of new events; an event that exists after all is overwritten with this run's
     version.
 
     Under the per-user lock that cannot happen, except in the instant between a sync releasing
     the lock and its transaction committing: a second sync starting then did not see the first
     one's rows, waits on them here, and takes them over (marked with its own generation, so its
-    end-of-run cleanup keeps them). The unique key means never a second copy."""
-    statement: postgresql.Insert | sqlite.Insert
+    end-of-run cleanup keeps them). The unique key means never a second copy.
+
+    PostgreSQL gets the page as one statement whose rows come from `unnest` of one array per
+    column; SQLite (in-process, where a statement per row costs little) an executemany.
+    """
     if session.get_bind().dialect.name == "postgresql":
-        statement = postgresql.insert(EVENTS)
-    else:
-        statement = sqlite.insert(EVENTS)
+        await session.execute(
+            _PG_INSERT_NEW,
+            {
+                "user_id": calendar.user_id,
+                "calendar_id": calendar.id,
+                "sync_generation": generation,
+                "now": now,
+                **{
+                    name: [getattr(event, name) for event in events]
+                    for name, _ in _PG_ARRAY_COLUMNS
+                },
+            },
+        )
+        return
+    rows = [
+        {
+            **event.stored_values(),
+            "user_id": calendar.user_id,
+            "calendar_id": calendar.id,
+            "google_event_id": event.google_event_id,
+            "sync_generation": generation,
+            "created_at": now,
+            "updated_at": now,
+        }
+        for event in events
+    ]
+    await session.execute(_on_conflict_overwrite(sqlite.insert(EVENTS)), rows)
+
+
+def _on_conflict_overwrite(statement: _Insert) -> _Insert:
     return statement.on_conflict_do_update(
         index_elements=["calendar_id", "google_event_id"],
         set_={name: statement.excluded[name] for name in _REWRITTEN},
     )
+
+
+_Insert = TypeVar("_Insert", postgresql.Insert, sqlite.Insert)
+
+
+# the per-event columns of a new row and their PostgreSQL types, for the `unnest` INSERT; the
+# instants are passed as they are (aware UTC, from `normalize_event` and `utcnow`), so the
+# per-value conversion of `UTCDateTime` is not needed
+_PG_ARRAY_COLUMNS: tuple[tuple[str, TypeEngine[Any]], ...] = (
+    ("google_event_id", Text()),
+    ("recurring_event_id", Text()),
+    ("title", Text()),
+    ("description", Text()),
+    ("location", Text()),
+    ("status", Text()),
+    ("all_day", Boolean()),
+    ("start_at", DateTime(timezone=True)),
+    ("end_at", DateTime(timezone=True)),
+    ("start_date", Date()),
+    ("end_date", Date()),
+    ("google_updated_at", DateTime(timezone=True)),
+    ("content_hash", Text()),
+)
+
+
+def _pg_insert_new() -> postgresql.Insert:
+    """INSERT ... SELECT FROM unnest(<one array per column>), with the page's shared values
+    (user, calendar, generation, timestamps) bound once."""
+    names = [name for name, _ in _PG_ARRAY_COLUMNS]
+    # the types make psycopg send each list as an array of that type
+    rows = (
+        func.unnest(
+            *(bindparam(name, type_=postgresql.ARRAY(type_)) for name, type_ in _PG_ARRAY_COLUMNS)
+        )
+        .table_valued(*names)
+        .render_derived(name="page_rows")
+    )
+    now = bindparam("now", type_=DateTime(timezone=True))
+    shared: dict[str, ColumnElement[Any]] = {
+        "user_id": bindparam("user_id", type_=Integer()),
+        "calendar_id": bindparam("calendar_id", type_=Integer()),
+        "sync_generation": bindparam("sync_generation", type_=Integer()),
+        "created_at": now,
+        "updated_at": now,
+    }
+    columns: list[ColumnElement[Any]] = [*shared.values(), *(rows.c[name] for name in names)]
+    source = select(*columns)
+    return _on_conflict_overwrite(postgresql.insert(EVENTS).from_select([*shared, *names], source))
+
+
+_PG_INSERT_NEW = _pg_insert_new()
 
 
 def _update_changed() -> Update:
