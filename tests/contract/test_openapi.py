@@ -139,21 +139,27 @@ def test_schema_holds_under_fuzzing(server: str) -> None:
     everything = _schemathesis(
         server,
         _token(server, "fuzzer"),
-        "--exclude-path", LOGOUT,  # it would end the session the run authenticates with
-        "--exclude-path-regex", SEMANTIC_PATHS,
+        "--exclude-path",
+        LOGOUT,  # it would end the session the run authenticates with
+        "--exclude-path-regex",
+        SEMANTIC_PATHS,
     )
     assert everything.returncode == 0, everything.stdout[-12000:] + everything.stderr[-3000:]
     semantic = _schemathesis(
         server,
         _token(server, "fuzzer2"),
-        "--include-path-regex", SEMANTIC_PATHS,
-        "--exclude-checks", "positive_data_acceptance",
+        "--include-path-regex",
+        SEMANTIC_PATHS,
+        "--exclude-checks",
+        "positive_data_acceptance",
     )
     assert semantic.returncode == 0, semantic.stdout[-12000:] + semantic.stderr[-3000:]
     logout = _schemathesis(
         server,
         _token(server, "fuzzer3"),
-        "--include-path", LOGOUT,
-        "--exclude-checks", "positive_data_acceptance",
+        "--include-path",
+        LOGOUT,
+        "--exclude-checks",
+        "positive_data_acceptance",
     )
     assert logout.returncode == 0, logout.stdout[-12000:] + logout.stderr[-3000:]

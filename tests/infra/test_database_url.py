@@ -45,7 +45,11 @@ def test_postgres_forms_map_to_the_async_psycopg_driver(raw: str) -> None:
     url = normalize_database_url(raw)
     assert url.drivername == "postgresql+psycopg"
     assert (url.username, url.password, url.host, url.port, url.database) == (
-        "app", PASSWORD, "db.example", 5433, "appdb"
+        "app",
+        PASSWORD,
+        "db.example",
+        5433,
+        "appdb",
     )
     assert dict(url.query) == {}
 
@@ -54,7 +58,11 @@ def test_old_deployment_url_keeps_sslmode() -> None:
     url = normalize_database_url(OLD_DEPLOYMENT_URL)
     assert url.drivername == "postgresql+psycopg"
     assert (url.username, url.password, url.host, url.port, url.database) == (
-        "app_user", "secret", "127.0.0.1", 6432, "ai_workflow_db"
+        "app_user",
+        "secret",
+        "127.0.0.1",
+        6432,
+        "ai_workflow_db",
     )
     assert dict(url.query) == {"sslmode": "require"}
     settings = DatabaseSettings(database_url=OLD_DEPLOYMENT_URL)
@@ -78,7 +86,9 @@ def test_libpq_parameters_are_kept() -> None:
         "&connect_timeout=4&application_name=aiwe"
     )
     assert dict(url.query) == {
-        "sslmode": "verify-full", "sslrootcert": "/etc/ca.pem", "connect_timeout": "4",
+        "sslmode": "verify-full",
+        "sslrootcert": "/etc/ca.pem",
+        "connect_timeout": "4",
         "application_name": "aiwe",
     }
 
@@ -203,8 +213,9 @@ async def _client_tls(bouncer: PgBouncer, url: str, name: str) -> list[str]:
     async with running_app(make_settings(url)) as (_app, client):
         ready = await client.get("/health/ready")
         assert ready.status_code == 200, ready.text
-        return [str(row["tls"]) for row in bouncer.clients("app")
-                if row["application_name"] == name]
+        return [
+            str(row["tls"]) for row in bouncer.clients("app") if row["application_name"] == name
+        ]
 
 
 async def test_sslmode_require_through_pgbouncer_uses_tls(

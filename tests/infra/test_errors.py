@@ -201,10 +201,13 @@ async def test_metrics_count_requests_by_route_template(
     task_routes = {r for (_m, r, _s) in routes if r and r.startswith("/api/v1/tasks/")}
     assert task_routes, routes
     assert all("{" in r for r in task_routes), task_routes
-    assert any(m == "GET" and r and r.startswith("/api/v1/tasks/{") and s == "404"
-               for (m, r, s) in routes), routes
-    assert any(m == "GET" and r and r.startswith("/api/v1/categories/{") and s == "401"
-               for (m, r, s) in routes), routes
+    assert any(
+        m == "GET" and r and r.startswith("/api/v1/tasks/{") and s == "404" for (m, r, s) in routes
+    ), routes
+    assert any(
+        m == "GET" and r and r.startswith("/api/v1/categories/{") and s == "401"
+        for (m, r, s) in routes
+    ), routes
     assert ("POST", "/api/v1/auth/register", "201") in routes
     assert "http_request_duration_seconds_bucket" in metrics
 

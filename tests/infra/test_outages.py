@@ -186,8 +186,10 @@ async def test_postgres_gone_behind_pgbouncer_does_not_hang_requests(
                 async with asyncio.timeout(FAST + 2), asyncio.timeout(FAST + 1):
                     me = await client.get("/api/v1/users/me", headers=bearer(token))
             except TimeoutError:
-                pytest.fail(f"GET /api/v1/users/me hung for {watch.elapsed:.1f}s while "
-                            "PostgreSQL was unreachable behind pgbouncer")
+                pytest.fail(
+                    f"GET /api/v1/users/me hung for {watch.elapsed:.1f}s while "
+                    "PostgreSQL was unreachable behind pgbouncer"
+                )
             assert watch.elapsed < FAST, watch.elapsed
             assert_problem(me, 503)
             watch = Stopwatch()
