@@ -67,7 +67,8 @@ async def readiness(request: Request) -> JSONResponse:
             checks["redis"] = f"unreachable ({type(exc).__name__})"
     ready = all(value in ("ok", "disabled") for value in checks.values())
     body = Readiness(status="ok" if ready else "unavailable", checks=ReadinessChecks(**checks))
-    headers = {} if ready else {"Retry-After": "5"}
+    retry_after = state.settings.database.database_retry_after_seconds
+    headers = {} if ready else {"Retry-After": str(retry_after)}
     return JSONResponse(body.model_dump(), status_code=200 if ready else 503, headers=headers)
 
 
