@@ -106,10 +106,7 @@ async def _sync_connection(
     user_zone = zone_or_utc((await read_settings(session, user_id)).timezone)
     calendars = await _selected_calendars(session, user_id)
     deadline = time.monotonic() + settings.google_sync_deadline_seconds
-    # the sync engine fetches the next page while it writes one: a token refresh, which uses the
-    # session, waits for the session to be free
-    session_lock = asyncio.Lock()
-    token = _holding(session_lock, clients.tokens.token_source(session, connection))
+    token = clients.tokens.token_source(session, connection)
     counts = SyncCounts()
     full_sync = False
     # the event writes happen in a savepoint: a failure undoes them all while the connection's
@@ -119,9 +116,7 @@ async def _sync_connection(
         async with asyncio.timeout(settings.google_sync_deadline_seconds + _DEADLINE_GRACE_SECONDS):
             for calendar in calendars:
                 pages = _page_source(clients, token, calendar, deadline)
-                outcome = await sync_calendar(
-                    session, calendar, pages, user_zone, session_lock=session_lock
-                )
+                outcome = await sync_calendar(session, calendar, pages, user_zone)
                 counts.add(outcome.counts)
                 full_sync = full_sync or outcome.full_sync
     except (AppError, TimeoutError) as exc:
@@ -178,16 +173,6 @@ async def _selected_calendars(session: AsyncSession, user_id: int) -> list[Calen
         )
         for row in rows
     ]
-
-
-def _holding(lock: asyncio.Lock, token: TokenSource) -> TokenSource:
-    """`token`, called only while holding `lock`."""
-
-    async def locked(force_refresh: bool) -> str:
-        async with lock:
-            return await token(force_refresh)
-
-    return locked
 
 
 def _page_source(

@@ -21,11 +21,10 @@ the page size, not on the size of the calendar.
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncGenerator, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Callable, Iterable, Mapping
 from contextlib import aclosing
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, date, datetime
 from typing import Any, TypeVar, cast
 from zoneinfo import ZoneInfo
 
@@ -39,6 +38,7 @@ from sqlalchemy import (
     Table,
     Text,
     Update,
+    any_,
     bindparam,
     delete,
     func,
@@ -127,18 +127,12 @@ async def sync_calendar(
     calendar: CalendarState,
     pages: PageSource,
     user_zone: ZoneInfo,
-    *,
-    session_lock: asyncio.Lock | None = None,
 ) -> CalendarSyncOutcome:
     """Bring one calendar's stored events in line with Google's.
 
     Incremental when the calendar has a sync token, full otherwise or when Google says the token
     expired (410). `user_zone` places all-day events (midnight of their dates).
-
-    Pages are fetched one ahead, in a task of their own: a page source that uses `session` (to
-    refresh a token) must hold `session_lock` meanwhile, which the engine holds while it writes.
     """
-    session_lock = session_lock or asyncio.Lock()
     counts = SyncCounts()
     if calendar.sync_token is not None:
         try:
@@ -149,7 +143,6 @@ async def sync_calendar(
                 calendar.sync_generation,
                 user_zone,
                 counts,
-                session_lock,
                 mark_seen=False,
             )
         except SyncTokenExpired:
@@ -157,7 +150,7 @@ async def sync_calendar(
         else:
             await _store_token(session, calendar.id, token)
             return CalendarSyncOutcome(full_sync=False, counts=counts)
-    await sync_calendar_fully(session, calendar, pages, user_zone, counts, session_lock)
+    await sync_calendar_fully(session, calendar, pages, user_zone, counts)
     return CalendarSyncOutcome(full_sync=True, counts=counts)
 
 
@@ -167,7 +160,6 @@ async def sync_calendar_fully(
     pages: PageSource,
     user_zone: ZoneInfo,
     counts: SyncCounts,
-    session_lock: asyncio.Lock,
 ) -> None:
     """A full run: afterwards the calendar holds exactly the events Google listed."""
     generation = await session.scalar(
@@ -178,7 +170,7 @@ async def sync_calendar_fully(
     )
     assert generation is not None  # the caller holds the calendar's row
     token = await _apply_run(
-        session, calendar, pages(None), generation, user_zone, counts, session_lock, mark_seen=True
+        session, calendar, pages(None), generation, user_zone, counts, mark_seen=True
     )
     vanished = await session.execute(
         delete(EVENTS).where(
@@ -196,52 +188,30 @@ async def _apply_run(
     generation: int,
     user_zone: ZoneInfo,
     counts: SyncCounts,
-    session_lock: asyncio.Lock,
     *,
     mark_seen: bool,
 ) -> str | None:
     """Apply every page of one run; the run's next sync token (from its last page).
 
-    The next page is fetched while the current one is written, so at most two pages are held.
-    The fetch runs in its own task: `session_lock` is held while a page is written, and a page
-    source that needs the session (a token refresh) takes it too, so that the session is never
-    used by both tasks at once.
+    A page's items are let go once normalized, and its normalized events once in the form the
+    INSERT takes: at most one page is held in any form, however large the calendar. (The next
+    page is not fetched ahead: it would be a second page held while one is written.)
     """
     token: str | None = None
     # closed at once however the run ends, so that no request is left half-read
     async with aclosing(pages):
-        fetching = asyncio.create_task(_next_page(pages))
-        try:
-            while (page := await fetching) is not None:
-                fetching = asyncio.create_task(_next_page(pages))
-                # let the fetch get its token and send its request before this page takes the
-                # session
-                await asyncio.sleep(0)
-                default_zone = zone_or_utc(page.time_zone or calendar.time_zone)
-                changes = _latest_changes(calendar, page.items, user_zone, default_zone)
-                if changes:
-                    async with session_lock:
-                        await _apply_page(
-                            session, calendar, changes, generation, counts, mark_seen=mark_seen
-                        )
-                if page.last:
-                    token = page.next_sync_token
-        finally:
-            await _abandon(fetching)
+        async for page in pages:
+            default_zone = zone_or_utc(page.time_zone or calendar.time_zone)
+            changes = _latest_changes(calendar, page.items, user_zone, default_zone)
+            if page.last:
+                token = page.next_sync_token
+            del page
+            if changes:
+                # emptied by _apply_page as it goes
+                await _apply_page(
+                    session, calendar, changes, generation, counts, mark_seen=mark_seen
+                )
     return token
-
-
-async def _next_page(pages: AsyncGenerator[EventPage, None]) -> EventPage | None:
-    return await anext(pages, None)
-
-
-async def _abandon(fetching: asyncio.Task[EventPage | None]) -> None:
-    """Stop a fetch the run no longer needs (it failed) and wait until it has stopped; nothing
-    to do for a finished one."""
-    fetching.cancel()
-    await asyncio.wait([fetching])
-    if not fetching.cancelled():
-        fetching.exception()  # retrieved: the run's own failure is the one reported
 
 
 def _latest_changes(
@@ -266,40 +236,42 @@ def _latest_changes(
 async def _apply_page(
     session: AsyncSession,
     calendar: CalendarState,
-    changes: Mapping[str, NormalizedEvent | Deletion],
+    changes: dict[str, NormalizedEvent | Deletion],
     generation: int,
     counts: SyncCounts,
     *,
     mark_seen: bool,
 ) -> None:
+    """Write one page's changes; `changes` is emptied, its new events turned into the INSERT's
+    values as it goes (so that only one form of them is held while the next page arrives)."""
     rows = await session.execute(
         select(EVENTS.c.google_event_id, EVENTS.c.id, EVENTS.c.content_hash).where(
-            EVENTS.c.calendar_id == calendar.id,
-            EVENTS.c.google_event_id.in_(list(changes)),
+            EVENTS.c.calendar_id == calendar.id, _among(session, EVENTS.c.google_event_id, changes)
         )
     )
     stored: dict[str, tuple[int, str]] = {row[0]: (row[1], row[2]) for row in rows}
     now = utcnow()
-    new: list[NormalizedEvent] = []
+    new = _NewRows(session, calendar, generation, now)
     changed: list[dict[str, Any]] = []
     unchanged: list[int] = []
     cancelled: list[int] = []
-    for google_id, change in changes.items():
+    while changes:
+        google_id, change = changes.popitem()
         found = stored.get(google_id)
         if isinstance(change, Deletion):
             if found is not None:
                 cancelled.append(found[0])
         elif found is None:
-            new.append(change)
+            new.add(change)
         elif found[1] != change.content_hash:
             values = {**change.stored_values(), "sync_generation": generation, "updated_at": now}
             changed.append({**{f"new_{k}": v for k, v in values.items()}, "row_id": found[0]})
         else:
             unchanged.append(found[0])
 
-    if new:
-        await _insert_new(session, calendar, new, generation, now)
-        counts.created += len(new)
+    if new.count:
+        await new.insert()
+        counts.created += new.count
     if changed:
         await session.execute(_update_changed(), changed)
         counts.updated += len(changed)
@@ -307,7 +279,7 @@ async def _apply_page(
         # seen by this run, otherwise untouched (updated_at kept against the column's onupdate)
         await session.execute(
             update(EVENTS)
-            .where(EVENTS.c.id.in_(unchanged))
+            .where(_among(session, EVENTS.c.id, unchanged))
             .values(sync_generation=generation, updated_at=EVENTS.c.updated_at)
         )
     if cancelled:
@@ -315,52 +287,89 @@ async def _apply_page(
         counts.deleted += _rowcount(result)
 
 
-async def _insert_new(
-    session: AsyncSession,
-    calendar: CalendarState,
-    events: Sequence[NormalizedEvent],
-    generation: int,
-    now: datetime,
-) -> None:
-    """INSERT of new events; an event that exists after all is overwritten with this run's
-    version.
+def _among(
+    session: AsyncSession, column: ColumnElement[Any], values: Iterable[Any]
+) -> ColumnElement[bool]:
+    """`column IN values`; on PostgreSQL as `= ANY(array)`, one parameter however many values."""
+    if session.get_bind().dialect.name == "postgresql":
+        return column == any_(bindparam(None, list(values), type_=postgresql.ARRAY(column.type)))
+    return column.in_(list(values))
 
-    Under the per-user lock that cannot happen, except in the instant between a sync releasing
-    the lock and its transaction committing: a second sync starting then did not see the first
-    one's rows, waits on them here, and takes them over (marked with its own generation, so its
-    end-of-run cleanup keeps them). The unique key means never a second copy.
+
+class _NewRows:
+    """The INSERT of a page's new events, collected in the form its statement takes.
+
+    An event that exists after all is overwritten with this run's version. Under the per-user
+    lock that cannot happen, except in the instant between a sync releasing the lock and its
+    transaction committing: a second sync starting then did not see the first one's rows, waits
+    on them here, and takes them over (marked with its own generation, so its end-of-run cleanup
+    keeps them). The unique key means never a second copy.
 
     PostgreSQL gets the page as one statement whose rows come from `unnest` of one array per
-    column; SQLite (in-process, where a statement per row costs little) an executemany.
+    column; SQLite (in-process, where a statement per row costs little) the driver's executemany
+    of values already in their stored form. Either way SQLAlchemy's per-value bind processing
+    (`UTCDateTime` converting every instant of every row) is left out: the instants are aware
+    UTC already (from `normalize_event` and `utcnow`).
     """
-    if session.get_bind().dialect.name == "postgresql":
-        await session.execute(
-            _PG_INSERT_NEW,
-            {
-                "user_id": calendar.user_id,
-                "calendar_id": calendar.id,
-                "sync_generation": generation,
-                "now": now,
-                **{
-                    name: [getattr(event, name) for event in events]
-                    for name, _ in _PG_ARRAY_COLUMNS
-                },
-            },
+
+    def __init__(
+        self, session: AsyncSession, calendar: CalendarState, generation: int, now: datetime
+    ) -> None:
+        self._session = session
+        self._calendar = calendar
+        self._generation = generation
+        self._now = now
+        self._postgresql = session.get_bind().dialect.name == "postgresql"
+        self._columns: dict[str, list[Any]] = {name: [] for name, _ in _PG_ARRAY_COLUMNS}
+        self._rows: list[tuple[Any, ...]] = []
+        self._stamp = _sqlite_instant(now)
+        self.count = 0
+
+    def add(self, event: NormalizedEvent) -> None:
+        self.count += 1
+        if self._postgresql:
+            for name, values in self._columns.items():
+                values.append(getattr(event, name))
+            return
+        instant = _sqlite_instant
+        self._rows.append(
+            (
+                self._calendar.user_id,
+                self._calendar.id,
+                event.google_event_id,
+                event.recurring_event_id,
+                event.title,
+                event.description,
+                event.location,
+                event.status,
+                event.all_day,
+                instant(event.start_at),
+                instant(event.end_at),
+                _sqlite_day(event.start_date),
+                _sqlite_day(event.end_date),
+                event.content_hash,
+                self._generation,
+                instant(event.google_updated_at),
+                self._stamp,
+                self._stamp,
+            )
         )
-        return
-    rows = [
-        {
-            **event.stored_values(),
-            "user_id": calendar.user_id,
-            "calendar_id": calendar.id,
-            "google_event_id": event.google_event_id,
-            "sync_generation": generation,
-            "created_at": now,
-            "updated_at": now,
-        }
-        for event in events
-    ]
-    await session.execute(_on_conflict_overwrite(sqlite.insert(EVENTS)), rows)
+
+    async def insert(self) -> None:
+        if self._postgresql:
+            shared = {
+                "user_id": self._calendar.user_id,
+                "calendar_id": self._calendar.id,
+                "sync_generation": self._generation,
+                "now": self._now,
+            }
+            await self._session.execute(_PG_INSERT_NEW, {**shared, **self._columns})
+        else:
+            connection = await self._session.connection()
+            await connection.exec_driver_sql(_SQLITE_INSERT_NEW, self._rows)
+
+
+_Insert = TypeVar("_Insert", postgresql.Insert, sqlite.Insert)
 
 
 def _on_conflict_overwrite(statement: _Insert) -> _Insert:
@@ -370,7 +379,49 @@ def _on_conflict_overwrite(statement: _Insert) -> _Insert:
     )
 
 
-_Insert = TypeVar("_Insert", postgresql.Insert, sqlite.Insert)
+# the columns of `_SQLITE_INSERT_NEW`, in the order of its parameters (the table's)
+_SQLITE_COLUMNS = (
+    "user_id",
+    "calendar_id",
+    "google_event_id",
+    "recurring_event_id",
+    "title",
+    "description",
+    "location",
+    "status",
+    "all_day",
+    "start_at",
+    "end_at",
+    "start_date",
+    "end_date",
+    "content_hash",
+    "sync_generation",
+    "google_updated_at",
+    "created_at",
+    "updated_at",
+)
+
+
+def _sqlite_insert_new() -> str:
+    statement = _on_conflict_overwrite(
+        sqlite.insert(EVENTS).values({name: bindparam(name) for name in _SQLITE_COLUMNS})
+    )
+    compiled = statement.compile(dialect=sqlite.dialect())
+    assert tuple(compiled.positiontup or ()) == _SQLITE_COLUMNS
+    return str(compiled)
+
+
+def _sqlite_instant(value: datetime | None) -> str | None:
+    """An aware instant as `UTCDateTime` stores it on SQLite: naive UTC in the text form of
+    SQLAlchemy's SQLite DATETIME (microseconds always written, so text order is time order)."""
+    if value is None:
+        return None
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+
+
+def _sqlite_day(value: date | None) -> str | None:
+    """A date as SQLAlchemy's SQLite DATE stores it."""
+    return None if value is None else value.isoformat()
 
 
 # the per-event columns of a new row and their PostgreSQL types, for the `unnest` INSERT; the
@@ -419,6 +470,7 @@ def _pg_insert_new() -> postgresql.Insert:
 
 
 _PG_INSERT_NEW = _pg_insert_new()
+_SQLITE_INSERT_NEW = _sqlite_insert_new()
 
 
 def _update_changed() -> Update:
