@@ -6,9 +6,10 @@ generations, counts, kept ids, and that memory does not grow with the size of a 
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import tracemalloc
-from collections.abc import AsyncGenerator, Callable, Sequence
+from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -16,7 +17,11 @@ from fastapi import FastAPI
 from sqlalchemy import func, select, update
 
 from ai_workflow_engine.calendar.google.client import SyncTokenExpired
-from ai_workflow_engine.calendar.google.events import EventPage
+from ai_workflow_engine.calendar.google.events import (
+    EventPage,
+    FetchAheadDeclined,
+    list_event_pages,
+)
 from ai_workflow_engine.calendar.google.sync import (
     CalendarState,
     CalendarSyncOutcome,
@@ -207,6 +212,62 @@ async def test_page_without_next_sync_token_leaves_the_next_run_full(app: FastAP
     calendar = await make_calendar(app)
     _, after = await run(app, calendar, paged([event("a")], 10, token=None))
     assert after.sync_token is None
+
+
+async def test_event_pages_fetch_the_next_page_ahead_and_refetch_a_declined_one() -> None:
+    bodies: dict[str | None, dict[str, Any]] = {
+        None: {"items": [event("a")], "nextPageToken": "p2"},
+        "p2": {"items": [event("b")], "nextPageToken": "p3"},
+        "p3": {"items": [], "nextSyncToken": "sync-1"},
+    }
+    calls: list[tuple[str, str | None]] = []
+
+    async def fetch(path: str, params: Mapping[str, str]) -> Mapping[str, Any]:
+        calls.append(("fetch", params.get("pageToken")))
+        return bodies[params.get("pageToken")]
+
+    async def fetch_ahead(path: str, params: Mapping[str, str]) -> asyncio.Task[Mapping[str, Any]]:
+        page_token = params.get("pageToken")
+        calls.append(("ahead", page_token))
+
+        async def answer() -> Mapping[str, Any]:
+            if page_token == "p3":
+                raise FetchAheadDeclined()  # e.g. the token needs a refresh
+            return bodies[page_token]
+
+        return asyncio.create_task(answer())
+
+    source = list_event_pages(
+        fetch, "primary", page_size=10, sync_token=None, retry_after=1, fetch_ahead=fetch_ahead
+    )
+    pages = [page async for page in source]
+    assert [[item["id"] for item in page.items] for page in pages] == [["a"], ["b"], []]
+    assert pages[-1].next_sync_token == "sync-1"
+    assert calls == [("fetch", None), ("ahead", "p2"), ("ahead", "p3"), ("fetch", "p3")]
+
+
+async def test_event_pages_closed_early_stop_the_fetch_ahead() -> None:
+    ahead: list[asyncio.Task[Mapping[str, Any]]] = []
+
+    async def fetch(path: str, params: Mapping[str, str]) -> Mapping[str, Any]:
+        return {"items": [event("a")], "nextPageToken": "p2"}
+
+    async def fetch_ahead(path: str, params: Mapping[str, str]) -> asyncio.Task[Mapping[str, Any]]:
+        async def never() -> Mapping[str, Any]:
+            await asyncio.Event().wait()
+            raise AssertionError("unreachable")
+
+        ahead.append(asyncio.create_task(never()))
+        return ahead[-1]
+
+    source = list_event_pages(
+        fetch, "primary", page_size=10, sync_token=None, retry_after=1, fetch_ahead=fetch_ahead
+    )
+    first = await anext(source)
+    assert [item["id"] for item in first.items] == ["a"]
+    await source.aclose()  # the run failed while writing the first page
+    assert len(ahead) == 1
+    assert ahead[0].cancelled()
 
 
 async def test_memory_does_not_grow_with_the_number_of_events(app: FastAPI) -> None:

@@ -22,7 +22,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ai_workflow_engine.calendar.errors import GoogleTimeout, NotConnected, ReconnectRequired
 from ai_workflow_engine.calendar.event_schemas import EventListQuery, EventRead, SyncResult
 from ai_workflow_engine.calendar.google.client import GoogleCalendarApi, TokenSource
-from ai_workflow_engine.calendar.google.events import EventPage, list_event_pages
+from ai_workflow_engine.calendar.google.events import (
+    EventPage,
+    FetchAheadDeclined,
+    list_event_pages,
+)
 from ai_workflow_engine.calendar.google.normalize import local_midnight, zone_or_utc
 from ai_workflow_engine.calendar.google.sync import (
     CalendarState,
@@ -183,6 +187,20 @@ def _page_source(
     async def fetch(path: str, params: Mapping[str, str]) -> dict[str, Any]:
         return await clients.api.get_json(path, dict(params), token, deadline=deadline)
 
+    async def fetch_ahead(path: str, params: Mapping[str, str]) -> asyncio.Task[Mapping[str, Any]]:
+        # the token is obtained here, in the sync's own flow: refreshing it uses the session,
+        # which the sync engine may be writing through while the request ahead is under way
+        bearer = await token(False)
+
+        async def same_token(force_refresh: bool) -> str:
+            if force_refresh:  # Google refused it (401): refreshed when the page is fetched again
+                raise FetchAheadDeclined()
+            return bearer
+
+        return asyncio.create_task(
+            clients.api.get_json(path, dict(params), same_token, deadline=deadline)
+        )
+
     def pages(sync_token: str | None) -> AsyncGenerator[EventPage, None]:
         return list_event_pages(
             fetch,
@@ -190,6 +208,7 @@ def _page_source(
             page_size=settings.google_page_size,
             sync_token=sync_token,
             retry_after=settings.google_retry_after_seconds,
+            fetch_ahead=fetch_ahead,
         )
 
     return pages

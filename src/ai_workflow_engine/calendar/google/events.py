@@ -16,12 +16,15 @@ Every run, full or incremental, asks Google for `singleEvents=true` and `showDel
   `q` and `iCalUID` are never sent: they are not allowed with a `syncToken`, and the full run must
   not narrow the set that later increments describe.
 
-Pages are yielded as they arrive, so memory stays flat however large the calendar is.
+Pages are yielded as they arrive, so memory stays flat however large the calendar is. Given a
+`fetch_ahead`, the request for the next page goes out when a page is yielded, so that Google
+prepares it while the caller writes the current one: at most two pages are held.
 `nextSyncToken` is only read from the last page (the one without `nextPageToken`).
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -31,6 +34,17 @@ from ai_workflow_engine.calendar.google.client import calendar_events_path
 
 # (path, query parameters) -> the decoded JSON body of a successful answer
 FetchJson = Callable[[str, Mapping[str, str]], Awaitable[Mapping[str, Any]]]
+# (path, query parameters) -> a task fetching that answer. Called in the caller's flow, it does
+# there whatever must not run concurrently with the caller (obtaining a token through the
+# caller's session); the task then only talks to Google, and fails with `FetchAheadDeclined`
+# when it would need more of that (a token refresh).
+FetchAhead = Callable[[str, Mapping[str, str]], Awaitable["asyncio.Task[Mapping[str, Any]]"]]
+
+
+class FetchAheadDeclined(Exception):
+    """A fetch ahead stopped short of something only the caller's flow may do: the page is then
+    fetched the usual way."""
+
 
 FORBIDDEN_WITH_SYNC_TOKEN = frozenset(
     {"timeMin", "timeMax", "updatedMin", "orderBy", "q", "iCalUID"}
@@ -62,35 +76,62 @@ async def list_event_pages(
     page_size: int,
     sync_token: str | None,
     retry_after: int,
+    fetch_ahead: FetchAhead | None = None,
 ) -> AsyncGenerator[EventPage, None]:
     """The pages of a full run (`sync_token` None) or of an incremental run, in order."""
     path = calendar_events_path(google_calendar_id)
     query = run_query(page_size, sync_token)
-    page_token: str | None = None
+    params: Mapping[str, str] = query
     seen_tokens: set[str] = set()
-    while True:
-        params = query if page_token is None else {**query, "pageToken": page_token}
-        body = await fetch(path, params)
-        items = body.get("items", [])
-        if not isinstance(items, list) or not all(isinstance(item, Mapping) for item in items):
-            raise GoogleBadGateway(
-                "Google sent an events page without a list of items", retry_after
+    ahead: asyncio.Task[Mapping[str, Any]] | None = None
+    try:
+        while True:
+            body = await _answer(fetch, path, params, ahead)
+            ahead = None
+            items = body.get("items", [])
+            if not isinstance(items, list) or not all(isinstance(item, Mapping) for item in items):
+                raise GoogleBadGateway(
+                    "Google sent an events page without a list of items", retry_after
+                )
+            next_page = body.get("nextPageToken")
+            if isinstance(next_page, str) and next_page:
+                if next_page in seen_tokens:
+                    raise GoogleBadGateway("Google repeated an events page token", retry_after)
+                seen_tokens.add(next_page)
+                params = {**query, "pageToken": next_page}
+                if fetch_ahead is not None:
+                    ahead = await fetch_ahead(path, params)
+                yield EventPage(items, _str_or_none(body.get("timeZone")), None, last=False)
+                continue
+            yield EventPage(
+                items,
+                _str_or_none(body.get("timeZone")),
+                _str_or_none(body.get("nextSyncToken")),
+                last=True,
             )
-        next_page = body.get("nextPageToken")
-        if isinstance(next_page, str) and next_page:
-            if next_page in seen_tokens:
-                raise GoogleBadGateway("Google repeated an events page token", retry_after)
-            seen_tokens.add(next_page)
-            yield EventPage(items, _str_or_none(body.get("timeZone")), None, last=False)
-            page_token = next_page
-            continue
-        yield EventPage(
-            items,
-            _str_or_none(body.get("timeZone")),
-            _str_or_none(body.get("nextSyncToken")),
-            last=True,
-        )
-        return
+            return
+    finally:
+        if ahead is not None:
+            # the run ended early (it failed): the request ahead is not needed
+            ahead.cancel()
+            await asyncio.wait([ahead])
+            if not ahead.cancelled():
+                ahead.exception()  # retrieved: the run's own failure is the one reported
+
+
+async def _answer(
+    fetch: FetchJson,
+    path: str,
+    params: Mapping[str, str],
+    ahead: asyncio.Task[Mapping[str, Any]] | None,
+) -> Mapping[str, Any]:
+    """The answer fetched ahead, or fetched now when there is none or it was declined."""
+    if ahead is not None:
+        try:
+            return await ahead
+        except FetchAheadDeclined:
+            pass
+    return await fetch(path, params)
 
 
 def _str_or_none(value: Any) -> str | None:

@@ -13,19 +13,22 @@ roll the whole run back.
   (unchanged) by the full run, so nothing is counted twice.
 - The new sync token is stored only after the last page has been applied.
 
-Writes are Core statements in bulk, one round of them per page (one SELECT of the page's ids and
+Writes are statements in bulk, one round of them per page (one SELECT of the page's ids and
 hashes, one INSERT of new rows, one UPDATE of changed rows, one UPDATE marking unchanged rows of a
 full run, one DELETE of cancelled rows): nothing enters the ORM identity map, so memory depends on
-the page size, not on the size of the calendar.
+the page size, not on the size of the calendar. The INSERT, the bulk of a full run, goes to the
+driver with its values already converted (see `_NewRows`).
 """
 
 from __future__ import annotations
 
+import operator
+import re
 from collections.abc import AsyncGenerator, Callable, Iterable, Mapping
 from contextlib import aclosing
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 from zoneinfo import ZoneInfo
 
 import structlog
@@ -61,6 +64,9 @@ from ai_workflow_engine.calendar.google.normalize import (
 )
 from ai_workflow_engine.calendar.models import Calendar, CalendarEvent
 from ai_workflow_engine.core.db import utcnow
+
+if TYPE_CHECKING:
+    import psycopg
 
 log = structlog.get_logger(__name__)
 
@@ -194,8 +200,9 @@ async def _apply_run(
     """Apply every page of one run; the run's next sync token (from its last page).
 
     A page's items are let go once normalized, and its normalized events once in the form the
-    INSERT takes: at most one page is held in any form, however large the calendar. (The next
-    page is not fetched ahead: it would be a second page held while one is written.)
+    INSERT takes, so that the engine holds one page in one form at a time. It does not read
+    ahead itself; the page source may (`list_event_pages` can have the next page under way while
+    this one is written).
     """
     token: str | None = None
     # closed at once however the run ends, so that no request is left half-read
@@ -306,10 +313,10 @@ class _NewRows:
     keeps them). The unique key means never a second copy.
 
     PostgreSQL gets the page as one statement whose rows come from `unnest` of one array per
-    column; SQLite (in-process, where a statement per row costs little) the driver's executemany
-    of values already in their stored form. Either way SQLAlchemy's per-value bind processing
-    (`UTCDateTime` converting every instant of every row) is left out: the instants are aware
-    UTC already (from `normalize_event` and `utcnow`).
+    column (sent in psycopg's binary format); SQLite (in-process, where a statement per row costs
+    little) the driver's executemany of values already in their stored form. Either way
+    SQLAlchemy's per-value bind processing (`UTCDateTime` converting every instant of every row)
+    is left out: the instants are aware UTC already (from `normalize_event` and `utcnow`).
     """
 
     def __init__(
@@ -320,7 +327,6 @@ class _NewRows:
         self._generation = generation
         self._now = now
         self._postgresql = session.get_bind().dialect.name == "postgresql"
-        self._columns: dict[str, list[Any]] = {name: [] for name, _ in _PG_ARRAY_COLUMNS}
         self._rows: list[tuple[Any, ...]] = []
         self._stamp = _sqlite_instant(now)
         self.count = 0
@@ -328,8 +334,7 @@ class _NewRows:
     def add(self, event: NormalizedEvent) -> None:
         self.count += 1
         if self._postgresql:
-            for name, values in self._columns.items():
-                values.append(getattr(event, name))
+            self._rows.append(_pg_row(event))
             return
         instant = _sqlite_instant
         self._rows.append(
@@ -363,7 +368,18 @@ class _NewRows:
                 "sync_generation": self._generation,
                 "now": self._now,
             }
-            await self._session.execute(_PG_INSERT_NEW, {**shared, **self._columns})
+            # psycopg directly, for its binary format: dumping the arrays as text would quote and
+            # escape every value (the statement still runs in the session's transaction)
+            connection = await self._session.connection()
+            raw = await connection.get_raw_connection()
+            driver = cast("psycopg.AsyncConnection[Any]", raw.driver_connection)
+            async with driver.cursor() as cursor:
+                columns = zip(*self._rows, strict=True)
+                arrays = {
+                    name: list(values)
+                    for (name, _), values in zip(_PG_ARRAY_COLUMNS, columns, strict=True)
+                }
+                await cursor.execute(_PG_INSERT_NEW, {**shared, **arrays})
         else:
             connection = await self._session.connection()
             await connection.exec_driver_sql(_SQLITE_INSERT_NEW, self._rows)
@@ -444,7 +460,11 @@ _PG_ARRAY_COLUMNS: tuple[tuple[str, TypeEngine[Any]], ...] = (
 )
 
 
+_pg_row = operator.attrgetter(*(name for name, _ in _PG_ARRAY_COLUMNS))
+
+
 def _pg_insert_new() -> postgresql.Insert:
+    # rendered for psycopg, whose `%(name)s` parameters and `::type` casts it then carries
     """INSERT ... SELECT FROM unnest(<one array per column>), with the page's shared values
     (user, calendar, generation, timestamps) bound once."""
     names = [name for name, _ in _PG_ARRAY_COLUMNS]
@@ -469,7 +489,9 @@ def _pg_insert_new() -> postgresql.Insert:
     return _on_conflict_overwrite(postgresql.insert(EVENTS).from_select([*shared, *names], source))
 
 
-_PG_INSERT_NEW = _pg_insert_new()
+_PSYCOPG = postgresql.psycopg.dialect()  # type: ignore[no-untyped-call]
+# every parameter in binary format (`%(name)b`)
+_PG_INSERT_NEW = re.sub(r"%\((\w+)\)s", r"%(\1)b", str(_pg_insert_new().compile(dialect=_PSYCOPG)))
 _SQLITE_INSERT_NEW = _sqlite_insert_new()
 
 
