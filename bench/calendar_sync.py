@@ -73,7 +73,12 @@ async def _connect_user(resources: Resources, standin: Any) -> int:
         user = await create_user(
             session,
             PasswordHasher(),
-            UserCreate(email="bench@example.com", username="bench", password="benchmark-pw"),
+            # one user per process: the memory run may share the speed run's database
+            UserCreate(
+                email=f"bench{os.getpid()}@example.com",
+                username=f"bench{os.getpid()}",
+                password="benchmark-pw",
+            ),
         )
         session.add(
             GoogleConnection(
