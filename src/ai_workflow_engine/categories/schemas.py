@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 from pydantic import (
     AfterValidator,
@@ -18,6 +18,7 @@ from ai_workflow_engine.core.schemas import (
     omit_null_from_schema,
     reject_bool_and_text,
     reject_nul_characters,
+    reject_null,
     strip_blank,
 )
 
@@ -64,13 +65,7 @@ class CategoryUpdate(BaseModel):
     color: Color | None = Field(default=None, json_schema_extra=omit_null_from_schema)
     weight: Weight | None = Field(default=None, json_schema_extra=omit_null_from_schema)
 
-    @field_validator("name", "color", "weight")
-    @classmethod
-    def _not_null(cls, value: Any) -> Any:
-        # runs only for fields that were sent: an explicit null is an error, an omission is not
-        if value is None:
-            raise ValueError("may not be null")
-        return value
+    _not_null = field_validator("name", "color", "weight")(reject_null)
 
 
 class CategoryRead(BaseModel):

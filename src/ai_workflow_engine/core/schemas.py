@@ -47,6 +47,14 @@ def reject_bool_and_text(value: Any) -> Any:
     return value
 
 
+def reject_null(value: Any) -> Any:
+    """For partial updates: runs only for the fields that were sent, so an explicit null is an
+    error and an omission is not."""
+    if value is None:
+        raise ValueError("may not be null")
+    return value
+
+
 def omit_null_from_schema(schema: dict[str, Any]) -> None:
     """For an optional field that refuses an explicit null: document it as non-nullable.
 

@@ -20,6 +20,7 @@ from ai_workflow_engine.core.schemas import (
     omit_null_from_schema,
     reject_bool_and_text,
     reject_nul_characters,
+    reject_null,
     strip_blank,
 )
 from ai_workflow_engine.core.schemas import Timestamp as CoreTimestamp
@@ -91,13 +92,7 @@ class TaskUpdate(BaseModel):
     due_at: Timestamp | None = None
     estimated_minutes: EstimatedMinutes | None = None
 
-    @field_validator("title", "status", "priority", "task_type")
-    @classmethod
-    def _not_null(cls, value: Any) -> Any:
-        # runs only for fields that were sent: an explicit null is an error, an omission is not
-        if value is None:
-            raise ValueError("may not be null")
-        return value
+    _not_null = field_validator("title", "status", "priority", "task_type")(reject_null)
 
 
 class TaskRead(BaseModel):
