@@ -8,6 +8,7 @@ from sqlalchemy import (
     Boolean,
     Date,
     ForeignKey,
+    ForeignKeyConstraint,
     Index,
     Integer,
     String,
@@ -52,7 +53,11 @@ class OAuthState(Base):
 
 class Calendar(Base):
     __tablename__ = "calendars"
-    __table_args__ = (UniqueConstraint("user_id", "google_calendar_id"),)
+    __table_args__ = (
+        UniqueConstraint("user_id", "google_calendar_id"),
+        # the target of calendar_events' (calendar_id, user_id) key
+        UniqueConstraint("id", "user_id"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
@@ -73,11 +78,19 @@ class CalendarEvent(Base):
     """One stored event instance (a recurring series is stored as its instances)."""
 
     __tablename__ = "calendar_events"
-    __table_args__ = (UniqueConstraint("calendar_id", "google_event_id"),)
+    __table_args__ = (
+        UniqueConstraint("calendar_id", "google_event_id"),
+        # one key for both: the event's calendar, and that calendar's user as the event's user
+        # (user_id is kept on the event for the range index). One check per inserted row where
+        # two foreign keys would cost two, and a full sync inserts thousands of rows.
+        ForeignKeyConstraint(
+            ["calendar_id", "user_id"], ["calendars.id", "calendars.user_id"], ondelete="CASCADE"
+        ),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
-    calendar_id: Mapped[int] = mapped_column(ForeignKey("calendars.id", ondelete="CASCADE"))
+    user_id: Mapped[int] = mapped_column(Integer)
+    calendar_id: Mapped[int] = mapped_column(Integer)
     google_event_id: Mapped[str] = mapped_column(String(1024))
     recurring_event_id: Mapped[str | None] = mapped_column(String(1024))
     title: Mapped[str | None] = mapped_column(Text)
