@@ -9,12 +9,15 @@ from __future__ import annotations
 import asyncio
 import gc
 import tracemalloc
-from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import pytest
 from fastapi import FastAPI
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.exc import IntegrityError
 
 from ai_workflow_engine.calendar.google.client import SyncTokenExpired
 from ai_workflow_engine.calendar.google.events import (
@@ -26,6 +29,8 @@ from ai_workflow_engine.calendar.google.sync import (
     CalendarState,
     CalendarSyncOutcome,
     PageSource,
+    PreparedPage,
+    PreparePage,
     sync_calendar,
 )
 from ai_workflow_engine.calendar.models import Calendar, CalendarEvent
@@ -45,17 +50,17 @@ def event(event_id: str, title: str = "Meeting", hour: int = 9, **extra: Any) ->
     }
 
 
-def paged(
-    items: Sequence[dict[str, Any]], size: int, token: str | None = "token-1"
-) -> Callable[[str | None], AsyncGenerator[EventPage, None]]:
+def paged(items: Sequence[dict[str, Any]], size: int, token: str | None = "token-1") -> PageSource:
     """A page source serving `items` in pages of `size`; records the sync token of each run."""
 
-    async def pages(sync_token: str | None) -> AsyncGenerator[EventPage, None]:
+    async def pages(
+        sync_token: str | None, prepare: PreparePage
+    ) -> AsyncGenerator[PreparedPage, None]:
         runs.append(sync_token)
         chunks = [items[i : i + size] for i in range(0, len(items), size)] or [[]]
         for number, chunk in enumerate(chunks, 1):
             last = number == len(chunks)
-            yield EventPage(list(chunk), "UTC", token if last else None, last=last)
+            yield prepare(EventPage(list(chunk), "UTC", token if last else None, last=last))
 
     runs: list[str | None] = []
     pages.runs = runs  # type: ignore[attr-defined]
@@ -175,10 +180,12 @@ async def test_expired_token_falls_back_to_a_full_run(app: FastAPI) -> None:
     before = await stored(app, calendar.id)
     full = paged([event("b"), event("c")], 10, "token-2")
 
-    async def expiring(sync_token: str | None) -> AsyncGenerator[EventPage, None]:
+    async def expiring(
+        sync_token: str | None, prepare: PreparePage
+    ) -> AsyncGenerator[PreparedPage, None]:
         if sync_token is not None:
             raise SyncTokenExpired()
-        async for page in full(sync_token):
+        async for page in full(sync_token, prepare):
             yield page
 
     outcome, after = await run(app, calendar, expiring)
@@ -214,60 +221,107 @@ async def test_page_without_next_sync_token_leaves_the_next_run_full(app: FastAP
     assert after.sync_token is None
 
 
-async def test_event_pages_fetch_the_next_page_ahead_and_refetch_a_declined_one() -> None:
-    bodies: dict[str | None, dict[str, Any]] = {
-        None: {"items": [event("a")], "nextPageToken": "p2"},
-        "p2": {"items": [event("b")], "nextPageToken": "p3"},
-        "p3": {"items": [], "nextSyncToken": "sync-1"},
-    }
-    calls: list[tuple[str, str | None]] = []
+class Pages:
+    """events.list answered from `bodies`; records what happens, in order, in `calls`."""
 
-    async def fetch(path: str, params: Mapping[str, str]) -> Mapping[str, Any]:
-        calls.append(("fetch", params.get("pageToken")))
-        return bodies[params.get("pageToken")]
+    def __init__(self, bodies: dict[str | None, dict[str, Any]]) -> None:
+        self.bodies = bodies
+        self.calls: list[tuple[str, str | None]] = []
+        self.declined: set[str | None] = set()  # pages whose request ahead is declined
+        self.hanging: set[str | None] = set()  # pages whose request ahead never answers
+        self.ahead: list[asyncio.Task[Mapping[str, Any]]] = []
 
-    async def fetch_ahead(path: str, params: Mapping[str, str]) -> asyncio.Task[Mapping[str, Any]]:
+    async def fetch(self, path: str, params: Mapping[str, str]) -> Mapping[str, Any]:
+        self.calls.append(("fetch", params.get("pageToken")))
+        return self.bodies[params.get("pageToken")]
+
+    async def fetch_ahead(
+        self, path: str, params: Mapping[str, str]
+    ) -> asyncio.Task[Mapping[str, Any]]:
         page_token = params.get("pageToken")
-        calls.append(("ahead", page_token))
+        self.calls.append(("ahead", page_token))
 
         async def answer() -> Mapping[str, Any]:
-            if page_token == "p3":
+            if page_token in self.hanging:
+                await asyncio.Event().wait()
+            if page_token in self.declined:
                 raise FetchAheadDeclined()  # e.g. the token needs a refresh
-            return bodies[page_token]
+            return self.bodies[page_token]
 
-        return asyncio.create_task(answer())
+        self.ahead.append(asyncio.create_task(answer()))
+        return self.ahead[-1]
 
-    source = list_event_pages(
-        fetch, "primary", page_size=10, sync_token=None, retry_after=1, fetch_ahead=fetch_ahead
-    )
-    pages = [page async for page in source]
-    assert [[item["id"] for item in page.items] for page in pages] == [["a"], ["b"], []]
-    assert pages[-1].next_sync_token == "sync-1"
-    assert calls == [("fetch", None), ("ahead", "p2"), ("ahead", "p3"), ("fetch", "p3")]
+    def prepare(self, page: EventPage) -> EventPage:
+        self.calls.append(("prepare", page.items[0]["id"] if page.items else None))
+        return page
+
+    def source(self) -> AsyncGenerator[EventPage, None]:
+        return list_event_pages(
+            self.fetch,
+            "primary",
+            prepare=self.prepare,
+            page_size=10,
+            sync_token=None,
+            retry_after=1,
+            fetch_ahead=self.fetch_ahead,
+        )
 
 
-async def test_event_pages_closed_early_stop_the_fetch_ahead() -> None:
-    ahead: list[asyncio.Task[Mapping[str, Any]]] = []
+THREE_PAGES: dict[str | None, dict[str, Any]] = {
+    None: {"items": [event("a")], "nextPageToken": "p2"},
+    "p2": {"items": [event("b")], "nextPageToken": "p3"},
+    "p3": {"items": [event("c")], "nextPageToken": "p4"},
+    "p4": {"items": [], "nextSyncToken": "sync-1"},
+}
 
-    async def fetch(path: str, params: Mapping[str, str]) -> Mapping[str, Any]:
-        return {"items": [event("a")], "nextPageToken": "p2"}
 
-    async def fetch_ahead(path: str, params: Mapping[str, str]) -> asyncio.Task[Mapping[str, Any]]:
-        async def never() -> Mapping[str, Any]:
-            await asyncio.Event().wait()
-            raise AssertionError("unreachable")
+async def test_event_pages_fetch_and_prepare_the_next_page_while_one_is_written() -> None:
+    pages = Pages(THREE_PAGES)
+    source = pages.source()
+    received = []
+    async for page in source:
+        received.append(page)
+        await asyncio.sleep(0.01)  # the caller writes the page: the next one is ready after
+        assert pages.calls[-1][0] == "prepare" or page.last
+    assert [[item["id"] for item in page.items] for page in received] == [["a"], ["b"], ["c"], []]
+    assert [page.last for page in received] == [False, False, False, True]
+    assert received[-1].next_sync_token == "sync-1"
+    assert pages.calls == [
+        ("fetch", None),
+        ("prepare", "a"),
+        ("ahead", "p2"),
+        ("prepare", "b"),
+        ("ahead", "p3"),
+        ("prepare", "c"),
+        ("ahead", "p4"),
+        ("prepare", None),
+    ]
 
-        ahead.append(asyncio.create_task(never()))
-        return ahead[-1]
 
-    source = list_event_pages(
-        fetch, "primary", page_size=10, sync_token=None, retry_after=1, fetch_ahead=fetch_ahead
-    )
+async def test_event_pages_refetch_a_declined_page_in_the_callers_flow() -> None:
+    pages = Pages(THREE_PAGES)
+    pages.declined = {"p3"}
+    received = [page async for page in pages.source()]
+    assert [[item["id"] for item in page.items] for page in received] == [["a"], ["b"], ["c"], []]
+    requests = [call for call in pages.calls if call[0] != "prepare"]
+    assert requests == [
+        ("fetch", None),
+        ("ahead", "p2"),
+        ("ahead", "p3"),
+        ("fetch", "p3"),
+        ("ahead", "p4"),
+    ]
+
+
+async def test_event_pages_closed_early_stop_the_request_ahead() -> None:
+    pages = Pages(THREE_PAGES)
+    pages.hanging = {"p2"}
+    source = pages.source()
     first = await anext(source)
     assert [item["id"] for item in first.items] == ["a"]
     await source.aclose()  # the run failed while writing the first page
-    assert len(ahead) == 1
-    assert ahead[0].cancelled()
+    assert len(pages.ahead) == 1
+    assert pages.ahead[0].cancelled()
 
 
 async def test_memory_does_not_grow_with_the_number_of_events(app: FastAPI) -> None:
@@ -275,14 +329,16 @@ async def test_memory_does_not_grow_with_the_number_of_events(app: FastAPI) -> N
     page_size = 2500
 
     def generated(count: int, prefix: str) -> PageSource:
-        async def pages(sync_token: str | None) -> AsyncGenerator[EventPage, None]:
+        async def pages(
+            sync_token: str | None, prepare: PreparePage
+        ) -> AsyncGenerator[PreparedPage, None]:
             for first in range(0, count, page_size):
                 last = first + page_size >= count
                 items = [
                     event(f"{prefix}{n}", f"Event {n}", hour=n % 24)
                     for n in range(first, min(count, first + page_size))
                 ]
-                yield EventPage(items, "UTC", "t" if last else None, last=last)
+                yield prepare(EventPage(items, "UTC", "t" if last else None, last=last))
 
         return pages
 
@@ -321,3 +377,28 @@ async def make_calendar_for(app: FastAPI, name: str) -> CalendarState:
         session.add(calendar)
         await session.flush()
         return await load_state(session, calendar.id)
+
+
+async def test_an_event_belongs_to_its_calendars_user_and_goes_with_them(app: FastAPI) -> None:
+    mine = await make_calendar_for(app, "owner")
+    other = await make_calendar_for(app, "other")
+    await run(app, mine, paged([event("a")], 10))
+
+    def row(user_id: int) -> CalendarEvent:
+        return CalendarEvent(
+            user_id=user_id,
+            calendar_id=mine.id,
+            google_event_id="foreign",
+            status="confirmed",
+            start_at=datetime(2026, 12, 1, 9, tzinfo=UTC),
+            end_at=datetime(2026, 12, 1, 10, tzinfo=UTC),
+            content_hash="x",
+        )
+
+    with pytest.raises(IntegrityError):
+        async with app.state.sessionmaker() as session, session.begin():
+            session.add(row(other.user_id))  # another user's event in my calendar
+
+    async with app.state.sessionmaker() as session, session.begin():
+        await session.execute(delete(User).where(User.id == mine.user_id))
+    assert await stored(app, mine.id) == {}

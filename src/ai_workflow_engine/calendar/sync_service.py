@@ -22,15 +22,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ai_workflow_engine.calendar.errors import GoogleTimeout, NotConnected, ReconnectRequired
 from ai_workflow_engine.calendar.event_schemas import EventListQuery, EventRead, SyncResult
 from ai_workflow_engine.calendar.google.client import GoogleCalendarApi, TokenSource
-from ai_workflow_engine.calendar.google.events import (
-    EventPage,
-    FetchAheadDeclined,
-    list_event_pages,
-)
+from ai_workflow_engine.calendar.google.events import FetchAheadDeclined, list_event_pages
 from ai_workflow_engine.calendar.google.normalize import local_midnight, zone_or_utc
 from ai_workflow_engine.calendar.google.sync import (
     CalendarState,
     PageSource,
+    PreparedPage,
+    PreparePage,
     SyncCounts,
     sync_calendar,
 )
@@ -201,10 +199,11 @@ def _page_source(
             clients.api.get_json(path, dict(params), same_token, deadline=deadline)
         )
 
-    def pages(sync_token: str | None) -> AsyncGenerator[EventPage, None]:
+    def pages(sync_token: str | None, prepare: PreparePage) -> AsyncGenerator[PreparedPage, None]:
         return list_event_pages(
             fetch,
             calendar.google_calendar_id,
+            prepare=prepare,
             page_size=settings.google_page_size,
             sync_token=sync_token,
             retry_after=settings.google_retry_after_seconds,

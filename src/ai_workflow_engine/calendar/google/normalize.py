@@ -19,7 +19,7 @@ import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
-from typing import Any
+from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import orjson
@@ -37,8 +37,9 @@ class Deletion:
     google_event_id: str
 
 
-@dataclass(frozen=True, slots=True)
-class NormalizedEvent:
+class NormalizedEvent(NamedTuple):
+    """An event as we store it (a tuple: a sync builds thousands a second)."""
+
     google_event_id: str
     recurring_event_id: str | None
     title: str | None
@@ -87,61 +88,77 @@ def local_midnight(day: date, zone: ZoneInfo) -> datetime:
 
 
 def normalize_event(
-    item: Mapping[str, Any], *, user_zone: ZoneInfo, default_zone: ZoneInfo
+    item: dict[str, Any], *, user_zone: ZoneInfo, default_zone: ZoneInfo
 ) -> NormalizedEvent | Deletion:
-    """Read one item of an events.list page.
+    """Read one item of an events.list page (a decoded JSON object).
 
     `user_zone` places all-day events; `default_zone` (the calendar's zone, which events.list
     reports as its `timeZone`) reads a wall time that comes with neither an offset nor a zone.
     Raises `MalformedEvent` for an item without a usable id or times that is not a deletion.
+
+    A full sync runs this for every event of a calendar, so it reads the item with plain `dict`
+    operations and type checks (what JSON decodes to) rather than helpers per field.
     """
     event_id = item.get("id")
-    if not isinstance(event_id, str) or not event_id:
+    if type(event_id) is not str or not event_id:
         raise MalformedEvent("event without an id")
-    start, end = item.get("start"), item.get("end")
-    if item.get("status") == "cancelled" or not isinstance(start, Mapping):
+    start = item.get("start")
+    status = item.get("status")
+    if status == "cancelled" or type(start) is not dict:
         # a deletion carries only the id (and, for an instance, the series and original start)
         return Deletion(event_id)
+    end = item.get("end")
+    if type(end) is not dict:
+        end = start
 
-    start_zone = _zone_of(start, default_zone)
-    end_map: Mapping[str, Any] = end if isinstance(end, Mapping) else start
+    start_date: date | None = None
+    end_date: date | None = None
     all_day = "date" in start and "dateTime" not in start
     if all_day:
         start_date = _parse_date(start.get("date"))
-        end_date = _parse_date(end_map.get("date")) if "date" in end_map else start_date
+        end_date = _parse_date(end.get("date")) if "date" in end else start_date
         if end_date <= start_date:  # Google's end is exclusive: an all-day event lasts a day
             end_date = date.fromordinal(start_date.toordinal() + 1)
-        start_at, end_at = (
-            local_midnight(start_date, user_zone),
-            local_midnight(end_date, user_zone),
-        )
-        dates: tuple[date | None, date | None] = (start_date, end_date)
+        start_at = local_midnight(start_date, user_zone)
+        end_at = local_midnight(end_date, user_zone)
     else:
+        start_zone = _zone_of(start, default_zone)
         start_at = _parse_instant(start.get("dateTime"), start_zone)
-        end_at = _parse_instant(
-            end_map.get("dateTime", start.get("dateTime")), _zone_of(end_map, start_zone)
-        )
-        end_at = max(end_at, start_at)
-        dates = (None, None)
+        end_zone = _zone_of(end, start_zone) if end is not start else start_zone
+        end_at = _parse_instant(end.get("dateTime", start.get("dateTime")), end_zone)
+        if end_at < start_at:
+            end_at = start_at
 
-    status = item.get("status")
+    series, summary = item.get("recurringEventId"), item.get("summary")
+    description, location = item.get("description"), item.get("location")
     fields: dict[str, Any] = {
         "google_event_id": event_id,
-        "recurring_event_id": _text(item.get("recurringEventId")),
-        "title": _text(item.get("summary")) or None,
-        "description": _text(item.get("description")),
-        "location": _text(item.get("location")),
+        "recurring_event_id": series if type(series) is str else None,
+        "title": summary if type(summary) is str and summary else None,
+        "description": description if type(description) is str else None,
+        "location": location if type(location) is str else None,
         "status": status if status in STORED_STATUSES else "confirmed",
         "all_day": all_day,
         "start_at": start_at,
         "end_at": end_at,
-        "start_date": dates[0],
-        "end_date": dates[1],
+        "start_date": start_date,
+        "end_date": end_date,
     }
+    updated = item.get("updated")
     return NormalizedEvent(
-        **fields,
-        google_updated_at=_parse_optional_instant(item.get("updated")),
-        content_hash=content_hash(fields),
+        event_id,
+        fields["recurring_event_id"],
+        fields["title"],
+        fields["description"],
+        fields["location"],
+        fields["status"],
+        all_day,
+        start_at,
+        end_at,
+        start_date,
+        end_date,
+        _parse_optional_instant(updated) if updated is not None else None,
+        content_hash(fields),
     )
 
 
@@ -158,13 +175,9 @@ def content_hash(fields: Mapping[str, Any]) -> str:
     return hashlib.sha256(orjson.dumps(fields, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
-def _zone_of(moment: Mapping[str, Any], fallback: ZoneInfo) -> ZoneInfo:
+def _zone_of(moment: dict[str, Any], fallback: ZoneInfo) -> ZoneInfo:
     name = moment.get("timeZone")
-    return zone_or_utc(name) if isinstance(name, str) and name else fallback
-
-
-def _text(value: Any) -> str | None:
-    return value if isinstance(value, str) else None
+    return zone_or_utc(name) if type(name) is str and name else fallback
 
 
 def _parse_date(value: Any) -> date:
@@ -181,9 +194,12 @@ def _parse_instant(value: Any, zone: ZoneInfo) -> datetime:
     if not isinstance(value, str):
         raise MalformedEvent("timed event without a dateTime")
     try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
-    except ValueError as exc:
-        raise MalformedEvent(f"invalid dateTime {value!r}") from exc
+        parsed = datetime.fromisoformat(value)  # RFC 3339 with `Z` or an offset, as Google sends
+    except ValueError:
+        try:  # RFC 3339 also allows a lower-case `z`
+            parsed = datetime.fromisoformat(value.replace("z", "+00:00"))
+        except ValueError as exc:
+            raise MalformedEvent(f"invalid dateTime {value!r}") from exc
     if parsed.tzinfo is None:
         # fold=0: an ambiguous wall time (the repeated hour in autumn) is its first occurrence
         parsed = parsed.replace(tzinfo=zone)

@@ -24,10 +24,10 @@ from __future__ import annotations
 
 import operator
 import re
-from collections.abc import AsyncGenerator, Callable, Iterable, Mapping
+from collections.abc import AsyncGenerator, Callable, Iterable
 from contextlib import aclosing
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 from zoneinfo import ZoneInfo
 
@@ -74,8 +74,20 @@ log = structlog.get_logger(__name__)
 EVENTS = cast("Table", CalendarEvent.__table__)
 CALENDARS = cast("Table", Calendar.__table__)
 
-# sync token (None: a full run) -> the pages of that run
-PageSource = Callable[[str | None], AsyncGenerator[EventPage, None]]
+
+@dataclass(frozen=True, slots=True)
+class PreparedPage:
+    """An events page read into the engine's form: its changes by Google event id (an id listed
+    twice counts as its last listing), and the run's next sync token on its last page."""
+
+    changes: dict[str, NormalizedEvent | Deletion]
+    next_sync_token: str | None
+    last: bool
+
+
+PreparePage = Callable[[EventPage], PreparedPage]
+# (sync token (None: a full run), how to prepare a page) -> the prepared pages of that run
+PageSource = Callable[[str | None, PreparePage], AsyncGenerator[PreparedPage, None]]
 
 # the columns a changed event rewrites; its keys, category and created_at stay
 _REWRITTEN = (
@@ -145,9 +157,8 @@ async def sync_calendar(
             token = await _apply_run(
                 session,
                 calendar,
-                pages(calendar.sync_token),
+                pages(calendar.sync_token, _page_reader(calendar, user_zone)),
                 calendar.sync_generation,
-                user_zone,
                 counts,
                 mark_seen=False,
             )
@@ -176,7 +187,12 @@ async def sync_calendar_fully(
     )
     assert generation is not None  # the caller holds the calendar's row
     token = await _apply_run(
-        session, calendar, pages(None), generation, user_zone, counts, mark_seen=True
+        session,
+        calendar,
+        pages(None, _page_reader(calendar, user_zone)),
+        generation,
+        counts,
+        mark_seen=True,
     )
     vanished = await session.execute(
         delete(EVENTS).where(
@@ -190,40 +206,49 @@ async def sync_calendar_fully(
 async def _apply_run(
     session: AsyncSession,
     calendar: CalendarState,
-    pages: AsyncGenerator[EventPage, None],
+    pages: AsyncGenerator[PreparedPage, None],
     generation: int,
-    user_zone: ZoneInfo,
     counts: SyncCounts,
     *,
     mark_seen: bool,
 ) -> str | None:
     """Apply every page of one run; the run's next sync token (from its last page).
 
-    A page's items are let go once normalized, and its normalized events once in the form the
-    INSERT takes, so that the engine holds one page in one form at a time. It does not read
-    ahead itself; the page source may (`list_event_pages` can have the next page under way while
-    this one is written).
+    A page arrives parsed (`_page_reader`), by the task that fetched it when the page source
+    fetches ahead, so that the next page is parsed while this one is written. Its normalized
+    events are let go once in the form the INSERT takes, so that the engine holds one page in one
+    form at a time, besides the page under way.
     """
     token: str | None = None
     # closed at once however the run ends, so that no request is left half-read
     async with aclosing(pages):
         async for page in pages:
-            default_zone = zone_or_utc(page.time_zone or calendar.time_zone)
-            changes = _latest_changes(calendar, page.items, user_zone, default_zone)
             if page.last:
                 token = page.next_sync_token
-            del page
-            if changes:
+            if page.changes:
                 # emptied by _apply_page as it goes
                 await _apply_page(
-                    session, calendar, changes, generation, counts, mark_seen=mark_seen
+                    session, calendar, page.changes, generation, counts, mark_seen=mark_seen
                 )
+            del page
     return token
+
+
+def _page_reader(calendar: CalendarState, user_zone: ZoneInfo) -> PreparePage:
+    """How the pages of `calendar` are read: `user_zone` places all-day events; the zone that
+    events.list reports for the calendar reads wall times given without one."""
+
+    def read(page: EventPage) -> PreparedPage:
+        default_zone = zone_or_utc(page.time_zone or calendar.time_zone)
+        changes = _latest_changes(calendar, page.items, user_zone, default_zone)
+        return PreparedPage(changes, page.next_sync_token, page.last)
+
+    return read
 
 
 def _latest_changes(
     calendar: CalendarState,
-    items: Iterable[Mapping[str, Any]],
+    items: Iterable[dict[str, Any]],
     user_zone: ZoneInfo,
     default_zone: ZoneInfo,
 ) -> dict[str, NormalizedEvent | Deletion]:
@@ -235,7 +260,6 @@ def _latest_changes(
         except MalformedEvent as exc:
             log.warning("google_event_skipped", calendar_id=calendar.id, reason=str(exc))
             continue
-        changes.pop(change.google_event_id, None)
         changes[change.google_event_id] = change
     return changes
 
@@ -428,11 +452,13 @@ def _sqlite_insert_new() -> str:
 
 
 def _sqlite_instant(value: datetime | None) -> str | None:
-    """An aware instant as `UTCDateTime` stores it on SQLite: naive UTC in the text form of
-    SQLAlchemy's SQLite DATETIME (microseconds always written, so text order is time order)."""
+    """An instant in UTC (as `normalize_event` and `utcnow` give them) as `UTCDateTime` stores
+    it on SQLite: naive UTC in the text form of SQLAlchemy's SQLite DATETIME (microseconds always
+    written, so text order is time order), i.e. its ISO form without the `+00:00`."""
     if value is None:
         return None
-    return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+    assert value.utcoffset() == _NO_OFFSET
+    return value.isoformat(" ", "microseconds")[:26]
 
 
 def _sqlite_day(value: date | None) -> str | None:
@@ -489,6 +515,7 @@ def _pg_insert_new() -> postgresql.Insert:
     return _on_conflict_overwrite(postgresql.insert(EVENTS).from_select([*shared, *names], source))
 
 
+_NO_OFFSET = timedelta(0)
 _PSYCOPG = postgresql.psycopg.dialect()  # type: ignore[no-untyped-call]
 # every parameter in binary format (`%(name)b`)
 _PG_INSERT_NEW = re.sub(r"%\((\w+)\)s", r"%(\1)b", str(_pg_insert_new().compile(dialect=_PSYCOPG)))
