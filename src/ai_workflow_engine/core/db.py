@@ -28,6 +28,7 @@ from sqlalchemy.types import TypeDecorator
 
 from ai_workflow_engine.core.config import DatabaseSettings
 from ai_workflow_engine.core.errors import AppError
+from ai_workflow_engine.core.metrics import MeasuredAsyncQueuePool
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_N_label)s",
@@ -87,6 +88,7 @@ def create_engine(settings: DatabaseSettings) -> AsyncEngine:
         return engine
     return create_async_engine(
         url,
+        poolclass=MeasuredAsyncQueuePool,  # reports callers waiting for a connection
         pool_size=settings.database_pool_size,
         max_overflow=settings.database_max_overflow,
         pool_timeout=settings.database_pool_timeout,
