@@ -10,7 +10,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -69,13 +69,13 @@ def run_command(env: Mapping[str, str], *args: str, timeout: float = 120) -> str
 
 
 class ServiceProcess:
-    """One long-running `ai-workflow-engine` command (serve, worker, scheduler)."""
+    """One long-running command (`command("worker")`, `command("scheduler")`, ...)."""
 
     def __init__(
-        self, name: str, args: Sequence[str], env: Mapping[str, str], log_dir: Path
+        self, name: str, argv: Sequence[str], env: Mapping[str, str], log_dir: Path
     ) -> None:
         self.name = name
-        self.args = list(args)
+        self.argv = list(argv)
         self.env = dict(env)
         self.log_path = log_dir / f"{name}.log"
         self.process: subprocess.Popen[bytes] | None = None
@@ -83,7 +83,7 @@ class ServiceProcess:
     def start(self) -> None:
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                command(*self.args),
+                self.argv,
                 env=self.env,
                 cwd=REPO_ROOT,
                 stdout=log,
@@ -122,13 +122,22 @@ class ServiceProcess:
 
 
 class ApiProcess(ServiceProcess):
-    """`ai-workflow-engine serve` on a free loopback port."""
+    """`ai-workflow-engine serve` (or another server given `argv(port)`) on a free loopback port."""
 
-    def __init__(self, name: str, env: Mapping[str, str], log_dir: Path) -> None:
+    def __init__(
+        self,
+        name: str,
+        env: Mapping[str, str],
+        log_dir: Path,
+        argv: Callable[[int], Sequence[str]] | None = None,
+    ) -> None:
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
-        args = ["serve", "--host", "127.0.0.1", "--port", str(self.port)]
-        super().__init__(name, args, env, log_dir)
+        if argv is None:
+            line = command("serve", "--host", "127.0.0.1", "--port", str(self.port))
+        else:
+            line = list(argv(self.port))
+        super().__init__(name, line, env, log_dir)
 
     def wait_ready(self, timeout: float = START_TIMEOUT) -> None:
         deadline = time.monotonic() + timeout

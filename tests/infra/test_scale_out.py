@@ -30,6 +30,7 @@ from tests.infra.helpers import PASSWORD, assert_problem, bearer, new_user
 from tests.infra.processes import (
     ApiProcess,
     ServiceProcess,
+    command,
     run_command,
     running_services,
     service_environment,
@@ -345,10 +346,10 @@ async def test_worker_and_scheduler_run_a_due_auto_sync_once(
     metrics_ports = [free_port(), free_port()]
     env, log_dir = deployment.env, deployment.log_dir
     jobs = [
-        ServiceProcess(f"worker-{n}", ["worker", "--metrics-port", str(port)], env, log_dir)
+        ServiceProcess(f"worker-{n}", command("worker", "--metrics-port", str(port)), env, log_dir)
         for n, port in enumerate(metrics_ports, 1)
     ]
-    jobs.append(ServiceProcess("scheduler", ["scheduler"], deployment.env, deployment.log_dir))
+    jobs.append(ServiceProcess("scheduler", command("scheduler"), env, log_dir))
     with running_services(*jobs):
         deadline = time.monotonic() + 6 * SCHEDULER_TICK
         while not _connection_synced(deployment.database_url, user_id):
