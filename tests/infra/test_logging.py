@@ -19,8 +19,12 @@ import httpx
 import psycopg
 import pytest
 from cryptography.fernet import Fernet
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 
+from ai_workflow_engine.core.db import create_engine
 from tests.backends import unique_name
+from tests.conftest import Backend, make_settings
 from tests.fixtures.databases import fresh_postgres_database
 from tests.google_standin import StandinProcess, spawn_standin_process
 from tests.infra.processes import (
@@ -217,3 +221,20 @@ def test_an_access_log_never_shows_the_query_string(tmp_path: Path) -> None:
     assert "GET /api/v1/calendar/oauth/callback HTTP/1.1" in log, server.describe()
     assert code not in log, server.describe()
     assert state not in log, server.describe()
+
+
+async def test_database_errors_carry_no_statement_values(backend: Backend) -> None:
+    """A failing statement's message (which a logged traceback shows) names no bound value."""
+    secret = f"secret-{uuid.uuid4().hex}"
+    engine = create_engine(make_settings(backend.url).database)
+    try:
+        async with engine.connect() as connection:
+            with pytest.raises(DBAPIError) as caught:
+                await connection.execute(
+                    text("INSERT INTO no_such_table_here (value) VALUES (:value)"),
+                    {"value": secret},
+                )
+    finally:
+        await engine.dispose()
+    assert "no_such_table_here" in str(caught.value)
+    assert secret not in str(caught.value)

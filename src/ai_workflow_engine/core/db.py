@@ -83,12 +83,14 @@ def create_engine(settings: DatabaseSettings) -> AsyncEngine:
             url,
             connect_args={"timeout": settings.database_busy_timeout_ms / 1000},
             pool_pre_ping=False,
+            hide_parameters=True,  # error messages (and so logged tracebacks) carry no values
         )
         _configure_sqlite(engine, settings)
         return engine
     return create_async_engine(
         url,
         poolclass=MeasuredAsyncQueuePool,  # reports callers waiting for a connection
+        hide_parameters=True,  # error messages (and so logged tracebacks) carry no values
         pool_size=settings.database_pool_size,
         max_overflow=settings.database_max_overflow,
         pool_timeout=settings.database_pool_timeout,
