@@ -260,3 +260,16 @@ class PrivateRedis:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-30:])
         except OSError:
             return "(no log)"
+
+
+def delete_redis_keys(url: str, prefix: str) -> None:
+    """Remove what a test's processes left under their key prefix in a shared Redis."""
+    import redis
+
+    client = redis.Redis.from_url(url)
+    try:
+        keys = list(client.scan_iter(match=prefix + "*", count=500))
+        if keys:
+            client.delete(*keys)
+    finally:
+        client.close()

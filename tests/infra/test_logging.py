@@ -29,6 +29,7 @@ from tests.fixtures.databases import fresh_postgres_database
 from tests.google_standin import StandinProcess, spawn_standin_process
 from tests.infra.processes import (
     ApiProcess,
+    delete_redis_keys,
     run_command,
     running_services,
     service_environment,
@@ -81,12 +82,18 @@ def database_url() -> Iterator[str]:
 
 
 def test_a_full_session_logs_json_with_ids_and_no_secret(
-    standin: StandinProcess, database_url: str, redis_url: str, tmp_path: Path
+    standin: StandinProcess,
+    database_url: str,
+    redis_url: str,
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
 ) -> None:
+    prefix = unique_name("aiwe-logs") + ":"
+    request.addfinalizer(lambda: delete_redis_keys(redis_url, prefix))
     env = service_environment(
         DATABASE_URL=database_url,
         REDIS_URL=redis_url,
-        REDIS_KEY_PREFIX=unique_name("aiwe-logs") + ":",
+        REDIS_KEY_PREFIX=prefix,
         LOG_LEVEL="DEBUG",
         GOOGLE_CLIENT_ID=standin.client_id,
         GOOGLE_CLIENT_SECRET=standin.client_secret,

@@ -19,7 +19,6 @@ from urllib.parse import urlsplit
 import httpx
 import psycopg
 import pytest
-import redis
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.backends import unique_name
@@ -31,6 +30,7 @@ from tests.infra.processes import (
     ApiProcess,
     ServiceProcess,
     command,
+    delete_redis_keys,
     run_command,
     running_services,
     service_environment,
@@ -91,17 +91,7 @@ def deployment(
                 yield Deployment(a, b, database_url, standin, env, log_dir)
         finally:
             launcher.close()
-            _delete_keys(redis_url, prefix)
-
-
-def _delete_keys(url: str, prefix: str) -> None:
-    client = redis.Redis.from_url(url)
-    try:
-        keys = list(client.scan_iter(match=prefix + "*", count=500))
-        if keys:
-            client.delete(*keys)
-    finally:
-        client.close()
+            delete_redis_keys(redis_url, prefix)
 
 
 @pytest.fixture

@@ -33,6 +33,9 @@ from ai_workflow_engine.core.metrics import count_redis_errors
 
 # revocations copied back into Redis per round trip
 _RELOAD_BATCH = 1000
+# the marker expires, so the copy is also refreshed once a day (restoring any revocation key
+# lost some other way) and a Redis shared by many deployments keeps no key of theirs forever
+_LOADED_MARKER_SECONDS = 24 * 3600
 
 
 class AuthStateStore(Protocol):
@@ -102,7 +105,7 @@ class RedisAuthState:
                             ttl = max(1, math.ceil((until - now).total_seconds()))
                             pipe.set(self._session_key(session_id), b"1", ex=ttl)
                         await pipe.execute()
-                await self._redis.set(self._loaded_key, b"1")
+                await self._redis.set(self._loaded_key, b"1", ex=_LOADED_MARKER_SECONDS)
 
     async def lockout_remaining(self, db: AsyncSession, user_id: int) -> int:
         key = self._failures_key(user_id)
