@@ -83,6 +83,10 @@ def serve(args: argparse.Namespace) -> None:
         port=args.port,
         workers=args.workers,
         log_level="warning",
+        # uvicorn's own lines go through the service's JSON logging (core/logging.py); the
+        # service logs each request itself, by route template: an access line would carry the
+        # query string, and the OAuth callback's holds the authorization code
+        log_config=None,
         access_log=False,
         proxy_headers=True,
     )
@@ -133,7 +137,9 @@ def create_user_command(args: argparse.Namespace) -> None:
     print(f"created user {args.username} (id {user_id})")
 
 
-def _run_jobs_process(name: str) -> None:
+def _run_jobs_process(name: str, metrics_host: str, metrics_port: int | None) -> None:
+    from prometheus_client import start_http_server
+
     from ai_workflow_engine.core.logging import configure_logging
     from ai_workflow_engine.core.resources import open_resources
     from ai_workflow_engine.jobs.runtime import run_scheduler, run_worker
@@ -145,6 +151,9 @@ def _run_jobs_process(name: str) -> None:
             "`serve` runs the background jobs itself"
         )
     configure_logging(settings.log_level, json=settings.log_json)
+    if metrics_port is not None:
+        # the jobs' counters (sync runs, durations, failures) live in this process
+        start_http_server(metrics_port, addr=metrics_host)
     runner = run_worker if name == "worker" else run_scheduler
 
     async def main() -> None:
@@ -154,12 +163,12 @@ def _run_jobs_process(name: str) -> None:
     asyncio.run(main())
 
 
-def worker(_args: argparse.Namespace) -> None:
-    _run_jobs_process("worker")
+def worker(args: argparse.Namespace) -> None:
+    _run_jobs_process("worker", args.metrics_host, args.metrics_port)
 
 
-def scheduler(_args: argparse.Namespace) -> None:
-    _run_jobs_process("scheduler")
+def scheduler(args: argparse.Namespace) -> None:
+    _run_jobs_process("scheduler", args.metrics_host, args.metrics_port)
 
 
 async def _reencrypt(settings: Settings) -> int:
@@ -201,6 +210,14 @@ def build_parser() -> argparse.ArgumentParser:
         "scheduler", help="queue due background jobs (calendar auto-sync) every tick"
     )
     scheduler_parser.set_defaults(handler=scheduler)
+    for jobs_parser in (worker_parser, scheduler_parser):
+        jobs_parser.add_argument(
+            "--metrics-port",
+            type=int,
+            default=None,
+            help="serve this process's Prometheus metrics at http://HOST:PORT/metrics",
+        )
+        jobs_parser.add_argument("--metrics-host", default="127.0.0.1")
 
     reencrypt_parser = commands.add_parser(
         "reencrypt-tokens",

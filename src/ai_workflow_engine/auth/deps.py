@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated, Any
 
+import structlog
 from fastapi import Depends, Request
 from fastapi.security import OAuth2PasswordBearer
 
@@ -60,6 +61,7 @@ async def authenticate(
         claims = codec.decode(token, "access")
     except InvalidToken as exc:
         raise Unauthorized("Invalid or expired access token") from exc
+    structlog.contextvars.bind_contextvars(user_id=claims.user_id)  # on every later log line
     if await store.is_session_revoked(session, claims.session_id):
         raise Unauthorized("This token has been revoked")
     user = await session.get(User, claims.user_id)

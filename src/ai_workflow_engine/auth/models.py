@@ -24,7 +24,8 @@ class RefreshToken(Base):
 class RevokedSession(Base):
     """A login session whose tokens are refused (logout, refresh-token reuse).
 
-    Used when no Redis is configured; rows past `expires_at` no longer matter and are pruned.
+    The record of revocations (with Redis configured, Redis answers the checks and is refilled
+    from here if it loses its data); rows past `expires_at` no longer matter and are pruned.
     """
 
     __tablename__ = "revoked_sessions"

@@ -59,6 +59,7 @@ async def login(
     """
     user = await find_user_by_login(session, login_name)
     if user is not None:
+        structlog.contextvars.bind_contextvars(user_id=user.id)
         remaining = await store.lockout_remaining(session, user.id)
         if remaining > 0:
             raise TooManyRequests(
@@ -76,7 +77,6 @@ async def login(
     if not user.is_active:
         raise Unauthorized(_BAD_CREDENTIALS)
     await store.reset_login_failures(session, user.id)
-    structlog.contextvars.bind_contextvars(user_id=user.id)
     return await issue_token_pair(session, codec, user.id, str(uuid.uuid4()))
 
 
@@ -88,6 +88,7 @@ async def refresh(
         claims = codec.decode(refresh_token, "refresh")
     except InvalidToken as exc:
         raise Unauthorized("Invalid or expired refresh token") from exc
+    structlog.contextvars.bind_contextvars(user_id=claims.user_id)
     if await store.is_session_revoked(session, claims.session_id):
         raise Unauthorized("This session has been revoked")
     spent = await session.execute(

@@ -9,7 +9,9 @@
   lease written by a second transaction would only wait for the sync's own. There, holding the
   lock means making sure the caller's transaction has begun.
 
-A lock that cannot be taken answers `SyncInProgress` (409 with Retry-After). The lock is released
+A lock that cannot be taken answers `SyncInProgress` (409 with Retry-After); Redis being
+unreachable answers 503 before the sync starts. A lock that cannot be released because Redis went
+away meanwhile is left to expire: the finished sync is kept. The lock is released
 when the sync returns, just before its caller commits; a sync that starts in that instant waits on
 the first one's rows and upserts over them (google/sync.py). Whatever happens to locks, the unique
 key (calendar, Google event id) keeps any event from being stored twice.
@@ -25,7 +27,7 @@ from typing import cast
 
 import structlog
 from redis.asyncio import Redis
-from redis.exceptions import LockError
+from redis.exceptions import LockError, RedisError
 from sqlalchemy import Table, delete, update
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -33,6 +35,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from ai_workflow_engine.calendar.errors import SyncInProgress
 from ai_workflow_engine.calendar.models import SyncLock
 from ai_workflow_engine.core.db import utcnow
+from ai_workflow_engine.core.metrics import REDIS_ERRORS, count_redis_errors
 
 log = structlog.get_logger(__name__)
 
@@ -83,7 +86,9 @@ class UserSyncLock:
             timeout=self._lease,
             blocking=False,
         )
-        if not await lock.acquire(blocking=False):
+        with count_redis_errors("sync_lock"):  # Redis down: the sync does not start (503)
+            acquired = await lock.acquire(blocking=False)
+        if not acquired:
             raise SyncInProgress(RETRY_AFTER_SECONDS)
         try:
             yield
@@ -92,6 +97,15 @@ class UserSyncLock:
                 await lock.release()
             except LockError:  # expired meanwhile (and perhaps taken by another sync)
                 log.warning("calendar_sync_lock_lost", user_id=user_id)
+            except RedisError as exc:
+                # the sync itself completed and is kept; the lock expires on its own after the
+                # lease, and until then this user's next sync answers 409
+                REDIS_ERRORS.labels(component="sync_lock").inc()
+                log.warning(
+                    "calendar_sync_lock_release_failed",
+                    user_id=user_id,
+                    error_class=type(exc).__name__,
+                )
 
     @asynccontextmanager
     async def _lease_row(self, user_id: int) -> AsyncIterator[None]:

@@ -90,6 +90,7 @@ async def complete_authorization(
     ).one_or_none()
     if pending is None or pending.expires_at <= utcnow():
         raise BadRequest(f"Unknown, used or expired state; {_START_AGAIN}", keep_changes=True)
+    structlog.contextvars.bind_contextvars(user_id=pending.user_id)  # the state names the user
     if error:
         raise BadRequest(_describe_oauth_error(error), keep_changes=True)
     if not code:

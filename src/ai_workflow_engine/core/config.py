@@ -189,8 +189,23 @@ class RedisSettings(_Section):
         description="Redis for state shared between processes; without it the database holds it.",
     )
     redis_key_prefix: str = Field(default="aiwe:", max_length=64)
-    redis_timeout_seconds: float = Field(default=2.0, gt=0, le=30)
-    redis_retry_after_seconds: int = Field(default=5, ge=1, le=3600)
+    redis_timeout_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        le=30,
+        description="Seconds to wait for Redis to accept a connection, and then for each answer.",
+    )
+    redis_retries: int = Field(
+        default=1,
+        ge=0,
+        le=5,
+        description="Retries of a Redis call that could not connect or timed out (a retry on a "
+        "fresh connection gets past connections Redis dropped when it restarted). A request "
+        "waits at most (1 + REDIS_RETRIES) x REDIS_TIMEOUT_SECONDS for Redis before its 503.",
+    )
+    redis_retry_after_seconds: int = Field(
+        default=5, ge=1, le=3600, description="Retry-After sent with a 503 while Redis is down."
+    )
 
 
 class HttpSettings(_Section):

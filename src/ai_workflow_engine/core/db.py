@@ -28,6 +28,7 @@ from sqlalchemy.types import TypeDecorator
 
 from ai_workflow_engine.core.config import DatabaseSettings
 from ai_workflow_engine.core.errors import AppError
+from ai_workflow_engine.core.metrics import MeasuredAsyncQueuePool
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_N_label)s",
@@ -82,11 +83,14 @@ def create_engine(settings: DatabaseSettings) -> AsyncEngine:
             url,
             connect_args={"timeout": settings.database_busy_timeout_ms / 1000},
             pool_pre_ping=False,
+            hide_parameters=True,  # error messages (and so logged tracebacks) carry no values
         )
         _configure_sqlite(engine, settings)
         return engine
     return create_async_engine(
         url,
+        poolclass=MeasuredAsyncQueuePool,  # reports callers waiting for a connection
+        hide_parameters=True,  # error messages (and so logged tracebacks) carry no values
         pool_size=settings.database_pool_size,
         max_overflow=settings.database_max_overflow,
         pool_timeout=settings.database_pool_timeout,

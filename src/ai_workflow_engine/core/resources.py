@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import httpx
 from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from ai_workflow_engine.core.config import Settings
@@ -36,7 +38,11 @@ async def open_resources(settings: Settings) -> AsyncIterator[Resources]:
     if settings.redis.redis_url:
         timeout = settings.redis.redis_timeout_seconds
         redis = Redis.from_url(
-            settings.redis.redis_url, socket_timeout=timeout, socket_connect_timeout=timeout
+            settings.redis.redis_url,
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
+            # bounded: a request waits at most (1 + retries) timeouts for Redis, then gets a 503
+            retry=Retry(NoBackoff(), settings.redis.redis_retries),
         )
     # one pooled HTTP client for every call to Google (OAuth and Calendar API)
     google_http = httpx.AsyncClient(

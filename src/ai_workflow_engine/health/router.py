@@ -10,7 +10,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 from sqlalchemy import text
 
-from ai_workflow_engine.core.metrics import DB_POOL_CHECKED_OUT, DB_POOL_SIZE
+from ai_workflow_engine.calendar.autosync import NEEDS_RECONNECT, count_reconnects_needed
+from ai_workflow_engine.core.metrics import observe_pool
 from ai_workflow_engine.core.migrations import pending_reason
 
 router = APIRouter(tags=["service"])
@@ -79,8 +80,13 @@ async def readiness(request: Request) -> JSONResponse:
     responses={200: {"content": {CONTENT_TYPE_LATEST: {"schema": {"type": "string"}}}}},
 )
 async def metrics(request: Request) -> Response:
-    pool = request.app.state.engine.pool
-    if hasattr(pool, "checkedout"):
-        DB_POOL_CHECKED_OUT.set(pool.checkedout())
-        DB_POOL_SIZE.set(pool.size())
+    state = request.app.state
+    observe_pool(state.engine.pool)
+    try:
+        # connections waiting for their user are counted where the scheduler runs too; here the
+        # API's own scrape sees them, bounded so that /metrics answers while the database is down
+        async with asyncio.timeout(1), state.sessionmaker() as session:
+            NEEDS_RECONNECT.set(await count_reconnects_needed(session))
+    except Exception as exc:
+        log.debug("metrics_reconnect_count_failed", error_class=type(exc).__name__)
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

@@ -23,6 +23,7 @@ from ai_workflow_engine.calendar.autosync import (
     due_user_ids,
 )
 from ai_workflow_engine.core.db import utcnow
+from ai_workflow_engine.core.metrics import count_redis_errors
 from ai_workflow_engine.core.resources import Resources
 
 log = structlog.get_logger(__name__)
@@ -68,8 +69,9 @@ def create_jobs(resources: Resources) -> Jobs:
         async with resources.sessionmaker() as session:
             due = await due_user_ids(session, utcnow())
             NEEDS_RECONNECT.set(await count_reconnects_needed(session))
-        for user_id in due:
-            await auto_sync.kiq(user_id)
+        with count_redis_errors("job_queue"):
+            for user_id in due:
+                await auto_sync.kiq(user_id)
         if due:
             log.info("calendar_autosync_enqueued", users=len(due))
         return len(due)
