@@ -10,6 +10,7 @@ from ai_workflow_engine.calendar.models import (
 )
 from ai_workflow_engine.categories.models import Category
 from ai_workflow_engine.core.db import Base
+from ai_workflow_engine.core.idempotency import IdempotencyRecord
 from ai_workflow_engine.profile.models import UserProfile
 from ai_workflow_engine.settings.models import UserSettings
 from ai_workflow_engine.tasks.models import Task
@@ -21,6 +22,7 @@ __all__ = [
     "CalendarEvent",
     "Category",
     "GoogleConnection",
+    "IdempotencyRecord",
     "LoginFailure",
     "OAuthState",
     "RefreshToken",

@@ -1,4 +1,5 @@
-"""Fixtures of the infrastructure tests: real pgbouncer processes, TLS material, own databases."""
+"""Fixtures of the infrastructure tests: real pgbouncer processes, a private PostgreSQL server,
+TLS material, own databases."""
 
 from __future__ import annotations
 
@@ -13,8 +14,14 @@ from tests.fixtures.pgbouncer import (
     pytest_runtest_makereport,
     tls_files,
 )
+from tests.fixtures.private_postgres import (
+    _private_database,
+    private_postgres,
+    private_postgres_url,
+)
 
 __all__ = [
+    "_private_database",
     "_session_launcher",
     "fresh_database_url",
     "infra_postgres_url",
@@ -22,6 +29,8 @@ __all__ = [
     "pgbouncer_executable",
     "pgbouncer_factory",
     "pgbouncer_tls",
+    "private_postgres",
+    "private_postgres_url",
     "pytest_runtest_makereport",
     "tls_files",
 ]

@@ -10,6 +10,7 @@ from ai_workflow_engine.categories.deps import OwnedCategory
 from ai_workflow_engine.categories.schemas import CategoryCreate, CategoryRead, CategoryUpdate
 from ai_workflow_engine.core.db import SessionDep
 from ai_workflow_engine.core.errors import Problem
+from ai_workflow_engine.core.idempotency import IdempotencyDep, idempotent_responses
 from ai_workflow_engine.core.pagination import (
     DEFAULT_LIMIT,
     CursorCodecDep,
@@ -48,13 +49,23 @@ async def list_categories(
 
 
 @router.post(
-    "", status_code=status.HTTP_201_CREATED, response_model=CategoryRead, responses=NAME_TAKEN
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=CategoryRead,
+    responses=idempotent_responses(
+        status.HTTP_201_CREATED, conflict="You already have a category of that name"
+    ),
 )
 async def create_category(
-    data: CategoryCreate, user: CurrentUser, session: SessionDep
-) -> CategoryRead:
-    """Create a category. Names are unique per user, ignoring case."""
-    return CategoryRead.model_validate(await service.create_category(session, user.id, data))
+    data: CategoryCreate, user: CurrentUser, session: SessionDep, idempotency: IdempotencyDep
+) -> Response:
+    """Create a category. Names are unique per user, ignoring case. With an `Idempotency-Key`,
+    a retry gets the first answer instead of a second category (or a 409 for the name)."""
+
+    async def create() -> CategoryRead:
+        return CategoryRead.model_validate(await service.create_category(session, user.id, data))
+
+    return await idempotency.respond(session, user.id, create)
 
 
 @router.get("/{category_id}", response_model=CategoryRead, responses=NOT_FOUND)

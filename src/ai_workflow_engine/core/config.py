@@ -213,6 +213,20 @@ class HttpSettings(_Section):
         default_factory=list, description="Comma-separated origins allowed by CORS."
     )
     max_request_body_bytes: int = Field(default=1_048_576, ge=1024)
+    idempotency_key_ttl_hours: int = Field(
+        default=24,
+        ge=1,
+        le=720,
+        description="How long the answer to a POST sent with an Idempotency-Key is kept for "
+        "replay; after that the key may be used again.",
+    )
+    idempotency_wait_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        le=60,
+        description="PostgreSQL: how long a request waits for a concurrent one with the same "
+        "Idempotency-Key to finish before answering 409. Keep it below DATABASE_QUERY_TIMEOUT.",
+    )
 
     @field_validator("cors_origins", mode="before")
     @classmethod

@@ -202,9 +202,20 @@ def install_error_handlers(app: FastAPI, *, db_retry_after: int, redis_retry_aft
             detail = f"{request.method} is not allowed here; allowed: {', '.join(allowed)}"
         return problem_response(exc.status_code, title, detail, slug, headers=headers)
 
+    @app.exception_handler(PoolTimeoutError)
+    async def _database_busy(request: Request, exc: PoolTimeoutError) -> JSONResponse:
+        # every pooled connection stayed busy for DATABASE_POOL_TIMEOUT: answer now, not later
+        log.warning("database_pool_exhausted", path=request.url.path)
+        return problem_response(
+            503,
+            "Service Unavailable",
+            "The service is at its database capacity; retry shortly.",
+            "database-busy",
+            headers={"Retry-After": str(db_retry_after)},
+        )
+
     @app.exception_handler(OperationalError)
     @app.exception_handler(InterfaceError)
-    @app.exception_handler(PoolTimeoutError)
     async def _database_down(request: Request, exc: Exception) -> JSONResponse:
         if isinstance(exc, DBAPIError) and _is_sql_mistake(exc):
             return await _database_error(request, exc)

@@ -7,6 +7,7 @@ from fastapi import APIRouter, Query, Response, status
 from ai_workflow_engine.auth.deps import AUTH_RESPONSES, CurrentUser
 from ai_workflow_engine.core.db import SessionDep
 from ai_workflow_engine.core.errors import Problem
+from ai_workflow_engine.core.idempotency import IdempotencyDep, idempotent_responses
 from ai_workflow_engine.core.pagination import (
     DEFAULT_LIMIT,
     CursorCodecDep,
@@ -49,10 +50,22 @@ async def list_tasks(
     return await service.list_tasks(session, codec, user.id, filters, limit, cursor)
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=TaskRead)
-async def create_task(data: TaskCreate, user: CurrentUser, session: SessionDep) -> TaskRead:
-    """Create a task. Its category, if any, must be one of yours."""
-    return TaskRead.model_validate(await service.create_task(session, user.id, data))
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=TaskRead,
+    responses=idempotent_responses(status.HTTP_201_CREATED),
+)
+async def create_task(
+    data: TaskCreate, user: CurrentUser, session: SessionDep, idempotency: IdempotencyDep
+) -> Response:
+    """Create a task. Its category, if any, must be one of yours. With an `Idempotency-Key`,
+    a retry gets the first answer instead of a second task."""
+
+    async def create() -> TaskRead:
+        return TaskRead.model_validate(await service.create_task(session, user.id, data))
+
+    return await idempotency.respond(session, user.id, create)
 
 
 @router.get("/{task_id}", response_model=TaskRead, responses=NOT_FOUND)
