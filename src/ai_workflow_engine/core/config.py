@@ -198,6 +198,18 @@ class HttpSettings(_Section):
         default_factory=list, description="Comma-separated origins allowed by CORS."
     )
     max_request_body_bytes: int = Field(default=1_048_576, ge=1024)
+    hsts_max_age_seconds: int = Field(
+        default=31_536_000,
+        ge=0,
+        le=63_072_000,
+        description="Strict-Transport-Security max-age, sent when PUBLIC_BASE_URL is https; "
+        "0 sends none.",
+    )
+    docs_enabled: bool = Field(
+        default=True,
+        description="Serve the interactive API docs at /docs and /redoc (their scripts come from "
+        "a CDN). /openapi.json is served either way.",
+    )
 
     @field_validator("cors_origins", mode="before")
     @classmethod
