@@ -6,6 +6,7 @@ documented by its field description, so nothing is a magic constant elsewhere.
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
 from functools import cached_property
 from pathlib import Path
@@ -63,6 +64,8 @@ _POSTGRES_SCHEMES = frozenset(
     }
 )
 _SQLITE_SCHEMES = frozenset({"sqlite", "sqlite+pysqlite", "sqlite+aiosqlite"})
+# what a browser sends as Origin: scheme://host[:port], the host a name or a bracketed IPv6
+_ORIGIN = re.compile(r"https?://([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?")
 
 
 class Environment(StrEnum):
@@ -220,11 +223,19 @@ class HttpSettings(_Section):
 
     @field_validator("cors_origins")
     @classmethod
-    def _no_wildcard(cls, value: list[str]) -> list[str]:
+    def _exact_origins(cls, value: list[str]) -> list[str]:
         if "*" in value:
             raise ValueError(
                 "CORS_ORIGINS may not be '*': name the origins (credentials are allowed)"
             )
+        for origin in value:
+            # browsers send exactly scheme://host[:port]; anything else never matches, and
+            # "null" would let any sandboxed page or file:// document in
+            if not _ORIGIN.fullmatch(origin):
+                raise ValueError(
+                    f"CORS_ORIGINS entries must be origins like https://app.example.com "
+                    f"(scheme, host, optional port; no path): {origin!r}"
+                )
         return value
 
 
