@@ -27,15 +27,16 @@ API_CONTENT_SECURITY_POLICY = (
     "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
 )
 # Swagger UI and ReDoc as FastAPI serves them: scripts and styles from cdn.jsdelivr.net, ReDoc's
-# fonts from Google Fonts and its search worker from a blob, the favicon from fastapi.tiangolo.com,
-# the schema (and "Try it out") from this origin. Styled components inject <style> elements, so
-# styles need 'unsafe-inline'; scripts never do.
+# fonts from Google Fonts, its search worker from a blob and its logo from cdn.redoc.ly, the
+# favicon from fastapi.tiangolo.com, the schema (and "Try it out") from this origin. Styled
+# components inject <style> elements, so styles need 'unsafe-inline'; scripts never do.
 _DOCS_POLICY = (
     "default-src 'none'; "
     "script-src https://cdn.jsdelivr.net{script_hashes}; "
     "style-src 'unsafe-inline' https://cdn.jsdelivr.net https://fonts.googleapis.com; "
     "font-src https://fonts.gstatic.com; "
-    "img-src 'self' data: https://fastapi.tiangolo.com https://cdn.jsdelivr.net; "
+    "img-src 'self' data: https://fastapi.tiangolo.com https://cdn.jsdelivr.net "
+    "https://cdn.redoc.ly; "
     "connect-src 'self'; "
     "worker-src blob:; "
     "frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
