@@ -25,6 +25,7 @@ from ai_workflow_engine.core.openapi import install_openapi
 from ai_workflow_engine.core.pagination import CursorCodec
 from ai_workflow_engine.core.resources import open_resources
 from ai_workflow_engine.core.security import PasswordHasher, TokenCodec
+from ai_workflow_engine.core.security_headers import install_security_headers
 from ai_workflow_engine.health.router import router as health_router
 from ai_workflow_engine.jobs.runtime import run_jobs_in_process
 from ai_workflow_engine.profile.router import router as profile_router
@@ -78,6 +79,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="Self-hosted personal productivity backend. Errors are RFC 9457 "
         "`application/problem+json`; lists are `{items, next_cursor}` pages.",
         lifespan=lifespan,
+        docs_url="/docs" if settings.http.docs_enabled else None,
+        redoc_url="/redoc" if settings.http.docs_enabled else None,
     )
     app.state.settings = settings
     app.state.token_codec = TokenCodec(settings.auth)
@@ -112,4 +115,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     ):
         app.include_router(router)
     install_openapi(app)
+    install_security_headers(
+        app,
+        hsts_max_age_seconds=settings.http.hsts_max_age_seconds
+        if settings.google.public_base_url.startswith("https://")
+        else 0,
+    )
     return app

@@ -219,6 +219,8 @@ class Handlers:
         if fault.kind == "drop":
             await self._drop(request)
             return Response(status_code=502)
+        if fault.kind == "body":
+            return Response(fault.body, status_code=fault.code, media_type=fault.content_type)
         return self._fault_response(fault, endpoint)
 
     def _fault_response(self, fault: Fault, endpoint: str) -> Response:

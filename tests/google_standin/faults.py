@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 ENDPOINTS = ("auth", "token", "revoke", "calendarList", "events")
-FaultKind = Literal["status", "hang", "drop", "delay"]
+FaultKind = Literal["status", "hang", "drop", "delay", "body"]
 
 # Google's reasons per status code for the Calendar API (domain, reason, message).
 _DEFAULT_REASONS: dict[int, tuple[str, str, str]] = {
@@ -58,6 +58,8 @@ class Fault:
     seconds: float | None = None
     retry_after: int | None = None
     html: bool = False  # answer with an HTML error page, as Google's front end does for 502
+    body: bytes = b""  # kind "body": answered as given, with `content_type`
+    content_type: str = "application/json; charset=UTF-8"
 
     @classmethod
     def http(
@@ -79,6 +81,13 @@ class Fault:
         return cls.http(code, "userRateLimitExceeded" if user else "rateLimitExceeded")
 
     @classmethod
+    def raw(
+        cls, body: bytes, code: int = 200, *, content_type: str = "application/json; charset=UTF-8"
+    ) -> Fault:
+        """Answer `code` with exactly `body`: a broken or hostile upstream's answer."""
+        return cls("body", code, body=body, content_type=content_type)
+
+    @classmethod
     def hang(cls, seconds: float | None = None) -> Fault:
         """Send nothing until the client gives up (or ``seconds`` pass), then drop the
         connection."""
@@ -97,6 +106,8 @@ class Fault:
     def describe(self) -> str:
         if self.kind == "status":
             return f"status {self.code} {self.reason or ''}".strip()
+        if self.kind == "body":
+            return f"body {self.code} ({len(self.body)} bytes)"
         return self.kind if self.seconds is None else f"{self.kind} {self.seconds}s"
 
     def calendar_error(self) -> tuple[str, str, str]:

@@ -6,6 +6,7 @@ documented by its field description, so nothing is a magic constant elsewhere.
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
 from functools import cached_property
 from pathlib import Path
@@ -63,6 +64,8 @@ _POSTGRES_SCHEMES = frozenset(
     }
 )
 _SQLITE_SCHEMES = frozenset({"sqlite", "sqlite+pysqlite", "sqlite+aiosqlite"})
+# what a browser sends as Origin: scheme://host[:port], the host a name or a bracketed IPv6
+_ORIGIN = re.compile(r"https?://([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?")
 
 
 class Environment(StrEnum):
@@ -227,6 +230,18 @@ class HttpSettings(_Section):
         description="PostgreSQL: how long a request waits for a concurrent one with the same "
         "Idempotency-Key to finish before answering 409. Keep it below DATABASE_QUERY_TIMEOUT.",
     )
+    hsts_max_age_seconds: int = Field(
+        default=31_536_000,
+        ge=0,
+        le=63_072_000,
+        description="Strict-Transport-Security max-age, sent when PUBLIC_BASE_URL is https; "
+        "0 sends none.",
+    )
+    docs_enabled: bool = Field(
+        default=True,
+        description="Serve the interactive API docs at /docs and /redoc (their scripts come from "
+        "a CDN). /openapi.json is served either way.",
+    )
 
     @field_validator("cors_origins", mode="before")
     @classmethod
@@ -237,11 +252,19 @@ class HttpSettings(_Section):
 
     @field_validator("cors_origins")
     @classmethod
-    def _no_wildcard(cls, value: list[str]) -> list[str]:
+    def _exact_origins(cls, value: list[str]) -> list[str]:
         if "*" in value:
             raise ValueError(
                 "CORS_ORIGINS may not be '*': name the origins (credentials are allowed)"
             )
+        for origin in value:
+            # browsers send exactly scheme://host[:port]; anything else never matches, and
+            # "null" would let any sandboxed page or file:// document in
+            if not _ORIGIN.fullmatch(origin):
+                raise ValueError(
+                    f"CORS_ORIGINS entries must be origins like https://app.example.com "
+                    f"(scheme, host, optional port; no path): {origin!r}"
+                )
         return value
 
 

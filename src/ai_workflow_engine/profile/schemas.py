@@ -27,6 +27,9 @@ from ai_workflow_engine.core.schemas import (
 )
 
 FREE_FORM_MAX_BYTES = 64 * 1024
+# Deep enough for any document a person writes; far below the depth at which parsing, validating
+# or serializing nested JSON would exhaust the recursion limits (a 500 instead of a 422).
+FREE_FORM_MAX_DEPTH = 32
 
 
 def _storable_text(value: str) -> str:
@@ -110,10 +113,26 @@ def _compact_json_within_limit(value: dict[str, Any]) -> dict[str, Any]:
     return value
 
 
+def _nesting_within_limit(value: dict[str, Any]) -> dict[str, Any]:
+    # walked with a stack, not recursion: the check itself must not hit the recursion limit
+    pending: list[tuple[Any, int]] = [(value, 1)]
+    while pending:
+        node, depth = pending.pop()
+        if depth > FREE_FORM_MAX_DEPTH:
+            raise ValueError(f"Must be nested at most {FREE_FORM_MAX_DEPTH} levels deep")
+        children = node.values() if isinstance(node, dict) else node
+        pending.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return value
+
+
 FreeFormObject = Annotated[
     dict[str, Any],
+    AfterValidator(_nesting_within_limit),
     AfterValidator(_compact_json_within_limit),
-    Field(description="Any JSON object, at most 64 KiB as compact UTF-8 JSON."),
+    Field(
+        description=f"Any JSON object, at most 64 KiB as compact UTF-8 JSON, objects and arrays "
+        f"nested at most {FREE_FORM_MAX_DEPTH} levels deep (the object itself is level 1)."
+    ),
 ]
 
 

@@ -75,7 +75,7 @@ def is_rate_limited(response: httpx.Response) -> bool:
     """A 403 that Google means as "slow down" (as opposed to a permission problem)."""
     try:
         error = response.json().get("error", {})
-    except ValueError:
+    except (ValueError, AttributeError, RecursionError):  # not JSON, not an object, too deep
         return False
     if not isinstance(error, dict):
         return False
@@ -200,7 +200,7 @@ class GoogleCalendarApi:
         if status == 200:
             try:
                 body = response.json()
-            except ValueError:
+            except (ValueError, RecursionError):  # not JSON, or nested past the parser's limit
                 body = None
             if not isinstance(body, dict):
                 raise GoogleBadGateway(

@@ -234,8 +234,9 @@ class GoogleOAuth:
             raise GoogleBadGateway(
                 f"Google's OAuth endpoint refused ({error})", retry_after
             ) from None
-        except (httpx.HTTPStatusError, ValueError, KeyError, TypeError) as exc:
-            # a body that is no token response (HTML error page, not JSON, wrong shape)
+        except (httpx.HTTPStatusError, ValueError, KeyError, TypeError, RecursionError) as exc:
+            # a body that is no token response (HTML error page, not JSON, wrong shape, nested
+            # past the parser's limit)
             log.warning("google_oauth_failed", operation=operation, error=type(exc).__name__)
             raise GoogleBadGateway(
                 "Google's OAuth endpoint sent an unusable answer", retry_after
