@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.security import OAuth2PasswordBearer
+from sqlalchemy import Select, bindparam, false, select
 
 from ai_workflow_engine.auth.state import AuthStateStore
 from ai_workflow_engine.core.db import SessionDep
@@ -22,17 +23,21 @@ AUTH_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-def token_codec(request: Request) -> TokenCodec:
+# `async def` even where nothing is awaited: FastAPI runs a plain `def` dependency in a worker
+# thread, a hand-off that costs more than these getters themselves
+
+
+async def token_codec(request: Request) -> TokenCodec:
     codec: TokenCodec = request.app.state.token_codec
     return codec
 
 
-def auth_state(request: Request) -> AuthStateStore:
+async def auth_state(request: Request) -> AuthStateStore:
     store: AuthStateStore = request.app.state.auth_state
     return store
 
 
-def password_hasher(request: Request) -> PasswordHasher:
+async def password_hasher(request: Request) -> PasswordHasher:
     hasher: PasswordHasher = request.app.state.password_hasher
     return hasher
 
@@ -43,8 +48,15 @@ PasswordHasherDep = Annotated[PasswordHasher, Depends(password_hasher)]
 
 
 @dataclass(frozen=True, slots=True)
+class UserRef:
+    """The authenticated user by id: all that nearly every route needs, without its row."""
+
+    id: int
+
+
+@dataclass(frozen=True, slots=True)
 class Authenticated:
-    user: User
+    user: UserRef
     claims: TokenClaims
 
 
@@ -60,17 +72,51 @@ async def authenticate(
         claims = codec.decode(token, "access")
     except InvalidToken as exc:
         raise Unauthorized("Invalid or expired access token") from exc
-    if await store.is_session_revoked(session, claims.session_id):
+    statement, checks_revocation = _user_check(store)
+    if not checks_revocation and await store.is_session_revoked(session, claims.session_id):
         raise Unauthorized("This token has been revoked")
-    user = await session.get(User, claims.user_id)
-    if user is None or not user.is_active:
+    # one query: whether the user is still active and, when revocations live in the database,
+    # whether this login session was revoked
+    params = {"user_id": claims.user_id, "session_id": claims.session_id}
+    row = (await session.execute(statement, params)).first()
+    if row is not None and row.revoked:
+        raise Unauthorized("This token has been revoked")
+    if row is None or not row.is_active:
         raise Unauthorized("The token's user no longer exists")
-    return Authenticated(user=user, claims=claims)
+    return Authenticated(user=UserRef(claims.user_id), claims=claims)
 
 
-async def current_user(auth: Annotated[Authenticated, Depends(authenticate)]) -> User:
-    return auth.user
+_user_checks: dict[type[AuthStateStore], tuple[Select[bool, bool], bool]] = {}
+
+
+def _user_check(store: AuthStateStore) -> tuple[Select[bool, bool], bool]:
+    """The statement `authenticate` runs, and whether it checks revocation too; built once per
+    kind of store, as building a statement costs more than running a cached one."""
+    found = _user_checks.get(type(store))
+    if found is None:
+        revoked = store.revoked_condition()
+        statement = select(
+            User.is_active,
+            (revoked if revoked is not None else false()).label("revoked"),
+        ).where(User.id == bindparam("user_id"))
+        found = _user_checks[type(store)] = (statement, revoked is not None)
+    return found
 
 
 AuthenticatedDep = Annotated[Authenticated, Depends(authenticate)]
-CurrentUser = Annotated[User, Depends(current_user)]
+
+
+async def current_user(auth: AuthenticatedDep) -> UserRef:
+    return auth.user
+
+
+async def current_user_record(auth: AuthenticatedDep, session: SessionDep) -> User:
+    """The authenticated user's whole row, for the routes that show it."""
+    user = await session.get(User, auth.user.id)
+    if user is None:  # deleted since `authenticate` saw it
+        raise Unauthorized("The token's user no longer exists")
+    return user
+
+
+CurrentUser = Annotated[UserRef, Depends(current_user)]
+CurrentUserRecord = Annotated[User, Depends(current_user_record)]

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from redis.asyncio import Redis
-from sqlalchemy import delete, select
+from sqlalchemy import ColumnElement, bindparam, delete, exists, select
 from sqlalchemy.dialects.postgresql import Insert as PgInsert
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import Insert as SqliteInsert
@@ -26,6 +26,13 @@ class AuthStateStore(Protocol):
     async def revoke_session(self, db: AsyncSession, session_id: str, until: datetime) -> None: ...
 
     async def is_session_revoked(self, db: AsyncSession, session_id: str) -> bool: ...
+
+    def revoked_condition(self) -> ColumnElement[bool] | None:
+        """A SQL condition, true when the login session bound as `session_id` is revoked, for a
+        store that keeps revocations in the database: the per-request check then rides on the
+        query that loads the user. None when the store keeps them elsewhere (ask
+        `is_session_revoked`)."""
+        ...
 
     async def lockout_remaining(self, db: AsyncSession, user_id: int) -> int:
         """Seconds the account stays locked, 0 when it may try to log in."""
@@ -55,6 +62,9 @@ class RedisAuthState:
 
     async def is_session_revoked(self, db: AsyncSession, session_id: str) -> bool:
         return bool(await self._redis.exists(self._session_key(session_id)))
+
+    def revoked_condition(self) -> ColumnElement[bool] | None:
+        return None
 
     async def lockout_remaining(self, db: AsyncSession, user_id: int) -> int:
         key = self._failures_key(user_id)
@@ -100,6 +110,9 @@ class DatabaseAuthState:
             select(RevokedSession.session_id).where(RevokedSession.session_id == session_id)
         )
         return found is not None
+
+    def revoked_condition(self) -> ColumnElement[bool] | None:
+        return exists().where(RevokedSession.session_id == bindparam("session_id"))
 
     async def lockout_remaining(self, db: AsyncSession, user_id: int) -> int:
         row = await db.get(LoginFailure, user_id)

@@ -1,10 +1,12 @@
 from __future__ import annotations
 
+from typing import Any
+
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ai_workflow_engine.core.documents import upsert_user_document
 from ai_workflow_engine.settings.models import UserSettings
-from ai_workflow_engine.settings.schemas import SettingsRead, SettingsReplace, SettingsUpdate
+from ai_workflow_engine.settings.schemas import SettingsRead
 
 
 async def read_settings(session: AsyncSession, user_id: int) -> SettingsRead:
@@ -13,22 +15,25 @@ async def read_settings(session: AsyncSession, user_id: int) -> SettingsRead:
     return SettingsRead() if stored is None else SettingsRead.model_validate(stored)
 
 
-async def replace_settings(
-    session: AsyncSession, user_id: int, settings: SettingsReplace
-) -> SettingsRead:
-    """Store the whole document; the fields the client left out are back at their defaults."""
-    values = settings.model_dump(mode="json")
-    stored = await upsert_user_document(session, UserSettings, user_id, values, values.keys())
-    return SettingsRead.model_validate(stored)
+# The stored columns of the document, in SettingsRead's order. Stored values were validated on the
+# way in, so the read route renders them as they are.
+_DOCUMENT_COLUMNS = tuple(UserSettings.__table__.c[name] for name in SettingsRead.model_fields)
+_DEFAULTS: dict[str, Any] = SettingsRead().model_dump(mode="json")
 
 
-async def update_settings(
-    session: AsyncSession, user_id: int, changes: SettingsUpdate
-) -> SettingsRead:
-    """Change only the fields the client sent; a first write starts from the defaults."""
-    changed = changes.model_fields_set
-    values = SettingsReplace().model_dump(mode="json") | changes.model_dump(
-        mode="json", include=changed
-    )
-    stored = await upsert_user_document(session, UserSettings, user_id, values, changed)
-    return SettingsRead.model_validate(stored)
+_READ_DOCUMENT = select(*_DOCUMENT_COLUMNS).where(UserSettings.user_id == bindparam("user_id"))
+_READ_TIMEZONE = select(UserSettings.timezone).where(UserSettings.user_id == bindparam("user_id"))
+
+
+async def read_settings_document(session: AsyncSession, user_id: int) -> dict[str, Any]:
+    """The JSON document of `read_settings`, straight from the row: one query, no validation."""
+    row = (await session.execute(_READ_DOCUMENT, {"user_id": user_id})).first()
+    if row is None:
+        return dict(_DEFAULTS)
+    return dict(zip(SettingsRead.model_fields, row, strict=True))
+
+
+async def read_timezone(session: AsyncSession, user_id: int) -> str:
+    """The user's `timezone` setting, alone."""
+    stored = await session.scalar(_READ_TIMEZONE, {"user_id": user_id})
+    return stored if stored is not None else str(_DEFAULTS["timezone"])
