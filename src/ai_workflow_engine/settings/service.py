@@ -5,8 +5,9 @@ from typing import Any
 from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from ai_workflow_engine.core.documents import upsert_user_document
 from ai_workflow_engine.settings.models import UserSettings
-from ai_workflow_engine.settings.schemas import SettingsRead
+from ai_workflow_engine.settings.schemas import SettingsRead, SettingsReplace, SettingsUpdate
 
 
 async def read_settings(session: AsyncSession, user_id: int) -> SettingsRead:
@@ -37,3 +38,24 @@ async def read_timezone(session: AsyncSession, user_id: int) -> str:
     """The user's `timezone` setting, alone."""
     stored = await session.scalar(_READ_TIMEZONE, {"user_id": user_id})
     return stored if stored is not None else str(_DEFAULTS["timezone"])
+
+
+async def replace_settings(
+    session: AsyncSession, user_id: int, settings: SettingsReplace
+) -> SettingsRead:
+    """Store the whole document; the fields the client left out are back at their defaults."""
+    values = settings.model_dump(mode="json")
+    stored = await upsert_user_document(session, UserSettings, user_id, values, values.keys())
+    return SettingsRead.model_validate(stored)
+
+
+async def update_settings(
+    session: AsyncSession, user_id: int, changes: SettingsUpdate
+) -> SettingsRead:
+    """Change only the fields the client sent; a first write starts from the defaults."""
+    changed = changes.model_fields_set
+    values = SettingsReplace().model_dump(mode="json") | changes.model_dump(
+        mode="json", include=changed
+    )
+    stored = await upsert_user_document(session, UserSettings, user_id, values, changed)
+    return SettingsRead.model_validate(stored)
