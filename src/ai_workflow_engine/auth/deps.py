@@ -7,10 +7,10 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.security import OAuth2PasswordBearer
-from sqlalchemy import Select, bindparam, false, select
+from sqlalchemy import bindparam, false, select
 
 from ai_workflow_engine.auth.state import AuthStateStore
-from ai_workflow_engine.core.db import SessionDep
+from ai_workflow_engine.core.db import CompiledRead, SessionDep
 from ai_workflow_engine.core.errors import Problem, Unauthorized
 from ai_workflow_engine.core.security import InvalidToken, PasswordHasher, TokenClaims, TokenCodec
 from ai_workflow_engine.users.models import User
@@ -78,18 +78,18 @@ async def authenticate(
     # one query: whether the user is still active and, when revocations live in the database,
     # whether this login session was revoked
     params = {"user_id": claims.user_id, "session_id": claims.session_id}
-    row = (await session.execute(statement, params)).first()
-    if row is not None and row.revoked:
+    rows = await statement.rows(session, params)
+    if rows and rows[0][1]:
         raise Unauthorized("This token has been revoked")
-    if row is None or not row.is_active:
+    if not rows or not rows[0][0]:
         raise Unauthorized("The token's user no longer exists")
     return Authenticated(user=UserRef(claims.user_id), claims=claims)
 
 
-_user_checks: dict[type[AuthStateStore], tuple[Select[bool, bool], bool]] = {}
+_user_checks: dict[type[AuthStateStore], tuple[CompiledRead, bool]] = {}
 
 
-def _user_check(store: AuthStateStore) -> tuple[Select[bool, bool], bool]:
+def _user_check(store: AuthStateStore) -> tuple[CompiledRead, bool]:
     """The statement `authenticate` runs, and whether it checks revocation too; built once per
     kind of store, as building a statement costs more than running a cached one."""
     found = _user_checks.get(type(store))
@@ -99,7 +99,7 @@ def _user_check(store: AuthStateStore) -> tuple[Select[bool, bool], bool]:
             User.is_active,
             (revoked if revoked is not None else false()).label("revoked"),
         ).where(User.id == bindparam("user_id"))
-        found = _user_checks[type(store)] = (statement, revoked is not None)
+        found = _user_checks[type(store)] = (CompiledRead(statement), revoked is not None)
     return found
 
 

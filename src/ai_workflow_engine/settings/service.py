@@ -5,6 +5,7 @@ from typing import Any
 from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from ai_workflow_engine.core.db import CompiledRead
 from ai_workflow_engine.core.documents import upsert_user_document
 from ai_workflow_engine.settings.models import UserSettings
 from ai_workflow_engine.settings.schemas import SettingsRead, SettingsReplace, SettingsUpdate
@@ -22,22 +23,26 @@ _DOCUMENT_COLUMNS = tuple(UserSettings.__table__.c[name] for name in SettingsRea
 _DEFAULTS: dict[str, Any] = SettingsRead().model_dump(mode="json")
 
 
-_READ_DOCUMENT = select(*_DOCUMENT_COLUMNS).where(UserSettings.user_id == bindparam("user_id"))
-_READ_TIMEZONE = select(UserSettings.timezone).where(UserSettings.user_id == bindparam("user_id"))
+_READ_DOCUMENT = CompiledRead(
+    select(*_DOCUMENT_COLUMNS).where(UserSettings.user_id == bindparam("user_id"))
+)
+_READ_TIMEZONE = CompiledRead(
+    select(UserSettings.timezone).where(UserSettings.user_id == bindparam("user_id"))
+)
 
 
 async def read_settings_document(session: AsyncSession, user_id: int) -> dict[str, Any]:
     """The JSON document of `read_settings`, straight from the row: one query, no validation."""
-    row = (await session.execute(_READ_DOCUMENT, {"user_id": user_id})).first()
-    if row is None:
+    rows = await _READ_DOCUMENT.rows(session, {"user_id": user_id})
+    if not rows:
         return dict(_DEFAULTS)
-    return dict(zip(SettingsRead.model_fields, row, strict=True))
+    return dict(zip(SettingsRead.model_fields, rows[0], strict=True))
 
 
 async def read_timezone(session: AsyncSession, user_id: int) -> str:
     """The user's `timezone` setting, alone."""
-    stored = await session.scalar(_READ_TIMEZONE, {"user_id": user_id})
-    return stored if stored is not None else str(_DEFAULTS["timezone"])
+    rows = await _READ_TIMEZONE.rows(session, {"user_id": user_id})
+    return str(rows[0][0]) if rows else str(_DEFAULTS["timezone"])
 
 
 async def replace_settings(

@@ -14,10 +14,11 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, Integer, Row, Select, and_, bindparam, or_, select, tuple_
+from sqlalchemy import ColumnElement, Integer, Select, and_, bindparam, or_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
+from ai_workflow_engine.core.db import CompiledRead
 from ai_workflow_engine.tasks.models import Task
 from ai_workflow_engine.tasks.schemas import PRIORITY_RANK, TaskListQuery, TaskSort
 
@@ -39,7 +40,8 @@ LISTED_COLUMNS = (
     Task.created_at,
     Task.updated_at,
 )
-ListedTask = Row[*tuple[Any, ...]]
+ListedTask = tuple[Any, ...]
+_LISTED_INDEX = {column.key: index for index, column in enumerate(LISTED_COLUMNS)}
 ListQuery = Select[*tuple[Any, ...]]
 
 
@@ -88,7 +90,7 @@ class Ordering:
         return or_(beyond, self.column.is_(None)) if self.nullable else beyond
 
     def value_of(self, task: ListedTask) -> SortValue:
-        value: SortValue = getattr(task, self.column.key)
+        value: SortValue = task[_LISTED_INDEX[self.column.key]]
         return value
 
 
@@ -110,7 +112,7 @@ def _like_escaped(text: str) -> str:
 @dataclass(frozen=True, slots=True)
 class _Shape:
     """What a page query looks like apart from its values: which filters are given, the sort,
-    and where the page starts. Each shape's statement is built once (see `_page_statement`)."""
+    and where the page starts. Each shape's statement is built once (see `_page_query`)."""
 
     sort: TaskSort
     start: Literal["first", "after_value", "after_null"]
@@ -121,7 +123,7 @@ _FILTERS = ("status", "priority", "task_type", "category_id", "due_after", "due_
 
 
 @lru_cache(maxsize=1024)
-def _page_statement(shape: _Shape) -> ListQuery:
+def _page_query(shape: _Shape) -> CompiledRead:
     """The listed columns of one page of the user's tasks, every value a bound parameter."""
     query: ListQuery = select(*LISTED_COLUMNS).where(Task.user_id == bindparam("user_id"))
     given = shape.filters
@@ -142,7 +144,7 @@ def _page_statement(shape: _Shape) -> ListQuery:
     ordering = Ordering.of(shape.sort)
     if shape.start != "first":
         query = query.where(ordering.after(in_null_group=shape.start == "after_null"))
-    return query.order_by(*ordering.order_by()).limit(bindparam("size"))
+    return CompiledRead(query.order_by(*ordering.order_by()).limit(bindparam("size")))
 
 
 async def fetch_page(
@@ -170,5 +172,4 @@ async def fetch_page(
         if start_after.value is not None:
             params["after_value"] = start_after.value
     shape = _Shape(filters.sort, start, frozenset(params) & frozenset(_FILTERS))
-    result = await session.execute(_page_statement(shape), params)
-    return list(result.all())
+    return await _page_query(shape).rows(session, params)

@@ -104,10 +104,12 @@ async def list_tasks(
     tasks = await repository.fetch_page(session, user_id, filters, start_after, limit + 1)
     next_cursor = None
     if len(tasks) > limit:
-        tasks = tasks[:limit]
-        last = tasks[-1]
-        next_cursor = _encode_cursor(codec, filters.sort, ordering.value_of(last), last.id)
-    return {"items": [_listed(task) for task in tasks], "next_cursor": next_cursor}
+        items = [_listed(task) for task in tasks[:limit]]
+        last = tasks[limit - 1]
+        next_cursor = _encode_cursor(codec, filters.sort, ordering.value_of(last), last[0])
+    else:
+        items = [_listed(task) for task in tasks]
+    return {"items": items, "next_cursor": next_cursor}
 
 
 _LISTED_NAMES = tuple(column.key for column in LISTED_COLUMNS)
