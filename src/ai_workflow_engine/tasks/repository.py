@@ -14,7 +14,7 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, Integer, Select, and_, bindparam, or_, select, tuple_
+from sqlalchemy import ColumnElement, Integer, Select, bindparam, select, tuple_, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
@@ -42,6 +42,7 @@ LISTED_COLUMNS = (
 )
 ListedTask = tuple[Any, ...]
 _LISTED_INDEX = {column.key: index for index, column in enumerate(LISTED_COLUMNS)}
+_AFTER_ID = bindparam("after_id", type_=Integer())
 ListQuery = Select[*tuple[Any, ...]]
 
 
@@ -69,25 +70,29 @@ class Ordering:
         return self.column is Task.due_at
 
     def order_by(self) -> list[ColumnElement[Any]]:
-        if self.descending:
-            first, tie = self.column.desc(), Task.id.desc()
-        else:
-            first, tie = self.column.asc(), Task.id.asc()
+        """The documented order: for `due_at`, tasks without one last in both directions."""
+        first, tie = self.index_order()
         return [first.nulls_last() if self.nullable else first, tie]
 
-    def after(self, in_null_group: bool) -> ColumnElement[bool]:
-        """The tasks that come after the position bound as `after_value`, `after_id`: inside
-        the trailing group without a due date when `in_null_group`."""
-        after_id = bindparam("after_id", type_=Integer())
-        if in_null_group:
-            later_id = Task.id < after_id if self.descending else Task.id > after_id
-            return and_(self.column.is_(None), later_id)
+    def index_order(self) -> list[ColumnElement[Any]]:
+        """The order of the (user_id, column, id) index, or its reverse. The same as `order_by`
+        except where the column is null (the index keeps nulls last, so its reverse has them
+        first): the page query of the nullable column orders each part this way."""
+        if self.descending:
+            return [self.column.desc(), Task.id.desc()]
+        return [self.column.asc(), Task.id.asc()]
+
+    def beyond_value(self) -> ColumnElement[bool]:
+        """Rows after the position bound as `after_value`, `after_id` (a non-null value)."""
         # A row comparison, which PostgreSQL answers from the (user_id, column, id) index. The
         # value is bound with the column's type, so that SQLite compares it in stored UTC form.
         key = tuple_(self.column, Task.id)
-        start = tuple_(bindparam("after_value", type_=self.column.type), after_id)
-        beyond = key < start if self.descending else key > start
-        return or_(beyond, self.column.is_(None)) if self.nullable else beyond
+        start = tuple_(bindparam("after_value", type_=self.column.type), _AFTER_ID)
+        return key < start if self.descending else key > start
+
+    def beyond_id(self) -> ColumnElement[bool]:
+        """Within the group without a due date: rows after the id bound as `after_id`."""
+        return Task.id < _AFTER_ID if self.descending else Task.id > _AFTER_ID
 
     def value_of(self, task: ListedTask) -> SortValue:
         value: SortValue = task[_LISTED_INDEX[self.column.key]]
@@ -142,9 +147,32 @@ def _page_query(shape: _Shape) -> CompiledRead:
     if "q" in given:
         query = query.where(Task.search_text.contains(bindparam("q"), escape="/"))
     ordering = Ordering.of(shape.sort)
-    if shape.start != "first":
-        query = query.where(ordering.after(in_null_group=shape.start == "after_null"))
-    return CompiledRead(query.order_by(*ordering.order_by()).limit(bindparam("size")))
+    size = bindparam("size", type_=Integer())
+    if not ordering.nullable:
+        if shape.start == "after_value":
+            query = query.where(ordering.beyond_value())
+        return CompiledRead(query.order_by(*ordering.order_by()).limit(size))
+    # Tasks without a due date come last both ways, which no single index scan gives: one part
+    # for the dated tasks and one for the others, each an index range in index order, and the
+    # page is the first `size` of both (at most 2 x size rows to order).
+    undated = query.where(Task.due_at.is_(None))
+    if shape.start == "after_null":
+        undated = undated.where(ordering.beyond_id())
+        return CompiledRead(undated.order_by(*ordering.index_order()).limit(size))
+    dated = query.where(Task.due_at.is_not(None))
+    if shape.start == "after_value":
+        dated = dated.where(ordering.beyond_value())
+    parts = [
+        part.order_by(*ordering.index_order()).limit(size).subquery() for part in (dated, undated)
+    ]
+    page = union_all(*(select(*part.c) for part in parts)).subquery("page")
+    first, tie = page.c.due_at, page.c.id
+    order = (
+        [first.desc().nulls_last(), tie.desc()]
+        if ordering.descending
+        else [first.asc().nulls_last(), tie.asc()]
+    )
+    return CompiledRead(select(*page.c).order_by(*order).limit(size))
 
 
 async def fetch_page(
