@@ -1,10 +1,11 @@
 """A closed-loop HTTP/1.1 load generator: C keep-alive connections, each sending the next request
 as soon as the previous answer is complete.
 
-It runs as its own process (`python -m bench.loadgen '<json spec>'`, one JSON result line on
-stdout), so that its CPU is not the server's. It speaks HTTP/1.1 over asyncio protocols with
-uvloop and httptools' response parser — far cheaper per request than a general-purpose client, so
-that on a small machine the generator is not what limits the figures.
+It runs as its own process, so that its CPU is not the server's: `python -m bench.loadgen
+'<json list of specs>'` measures the specs one after the other and prints their results as one
+JSON line. It speaks HTTP/1.1 over asyncio protocols with uvloop and httptools' response parser,
+far cheaper per request than a general-purpose client, so that on a small machine the generator
+is not what limits the figures.
 """
 
 from __future__ import annotations
@@ -32,14 +33,11 @@ class Spec:
     duration: float = 10.0
 
     @classmethod
-    def from_json(cls, raw: str) -> Spec:
-        values = json.loads(raw)
-        values["body"] = values.get("body", "").encode()
-        return cls(**values)
+    def from_dict(cls, values: dict[str, Any]) -> Spec:
+        return cls(**dict(values, body=values.get("body", "").encode()))
 
-    def to_json(self) -> str:
-        values = dict(self.__dict__, body=self.body.decode())
-        return json.dumps(values)
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__, body=self.body.decode())
 
 
 class _Connection(asyncio.Protocol):
@@ -151,9 +149,13 @@ async def run(spec: Spec) -> dict[str, Any]:
     }
 
 
+async def run_all(specs: list[Spec]) -> list[dict[str, Any]]:
+    return [await run(spec) for spec in specs]
+
+
 def main() -> int:
-    spec = Spec.from_json(sys.argv[1])
-    print(json.dumps(uvloop.run(run(spec))))
+    specs = [Spec.from_dict(values) for values in json.loads(sys.argv[1])]
+    print(json.dumps(uvloop.run(run_all(specs))))
     return 0
 
 
