@@ -48,24 +48,23 @@ PasswordHasherDep = Annotated[PasswordHasher, Depends(password_hasher)]
 
 
 @dataclass(frozen=True, slots=True)
-class UserRef:
-    """The authenticated user by id: all that nearly every route needs, without its row."""
+class Authenticated:
+    """The authenticated user, by id (all that nearly every route needs, without its row), and
+    the claims of the access token."""
 
     id: int
-
-
-@dataclass(frozen=True, slots=True)
-class Authenticated:
-    user: UserRef
     claims: TokenClaims
 
 
 async def authenticate(
+    request: Request,
     session: SessionDep,
-    codec: TokenCodecDep,
-    store: AuthStateDep,
     token: Annotated[str | None, Depends(bearer_scheme)],
 ) -> Authenticated:
+    # the codec and store are read here rather than as dependencies of their own: every
+    # authenticated request resolves this, and each dependency costs a little
+    codec: TokenCodec = request.app.state.token_codec
+    store: AuthStateStore = request.app.state.auth_state
     if not token:
         raise Unauthorized()
     try:
@@ -83,7 +82,7 @@ async def authenticate(
         raise Unauthorized("This token has been revoked")
     if not rows or not rows[0][0]:
         raise Unauthorized("The token's user no longer exists")
-    return Authenticated(user=UserRef(claims.user_id), claims=claims)
+    return Authenticated(id=claims.user_id, claims=claims)
 
 
 _user_checks: dict[type[AuthStateStore], tuple[CompiledRead, bool]] = {}
@@ -106,17 +105,14 @@ def _user_check(store: AuthStateStore) -> tuple[CompiledRead, bool]:
 AuthenticatedDep = Annotated[Authenticated, Depends(authenticate)]
 
 
-async def current_user(auth: AuthenticatedDep) -> UserRef:
-    return auth.user
-
-
 async def current_user_record(auth: AuthenticatedDep, session: SessionDep) -> User:
     """The authenticated user's whole row, for the routes that show it."""
-    user = await session.get(User, auth.user.id)
+    user = await session.get(User, auth.id)
     if user is None:  # deleted since `authenticate` saw it
         raise Unauthorized("The token's user no longer exists")
     return user
 
 
-CurrentUser = Annotated[UserRef, Depends(current_user)]
+CurrentUser = AuthenticatedDep
+"""The authenticated user: `user.id`, without loading the row."""
 CurrentUserRecord = Annotated[User, Depends(current_user_record)]
