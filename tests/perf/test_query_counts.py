@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
+from psycopg.pq import TransactionStatus
 from sqlalchemy import event, insert, select
 
 from ai_workflow_engine.calendar.models import Calendar, CalendarEvent
@@ -220,3 +221,42 @@ async def test_creating_a_task_in_a_category_checks_it_in_a_savepoint(
     body = {"title": "Write the report", "category_id": categories[0]["id"]}
     # authentication, the category check, then SAVEPOINT, INSERT, RELEASE
     assert await _count(app, client, "POST", TASKS, json=body, headers=headers) == AUTH + 4
+
+
+@contextmanager
+def transaction_states(app: FastAPI) -> Iterator[list[bool]]:
+    """For each statement run, whether it ran inside a database transaction."""
+    states: list[bool] = []
+    postgresql = app.state.engine.dialect.name == "postgresql"
+
+    def record(conn: Any, *_args: Any) -> None:
+        driver = conn.connection.driver_connection
+        if postgresql:
+            states.append(driver.info.transaction_status != TransactionStatus.IDLE)
+        else:
+            states.append(bool(driver.in_transaction))
+
+    engine = app.state.engine.sync_engine
+    event.listen(engine, "after_cursor_execute", record)
+    try:
+        yield states
+    finally:
+        event.remove(engine, "after_cursor_execute", record)
+
+
+async def test_reads_run_without_a_transaction_on_postgresql_writes_in_one(
+    app: FastAPI, client: httpx.AsyncClient, user: tuple[int, dict[str, str]]
+) -> None:
+    _, headers = user
+    reads_in_transaction = app.state.engine.dialect.name != "postgresql"  # SQLite: BEGIN IMMEDIATE
+    for path in (TASKS, SETTINGS, EVENTS):
+        with transaction_states(app) as states:
+            response = await client.get(path, headers=headers)
+        assert response.status_code == 200, response.text
+        assert states, path
+        assert all(state == reads_in_transaction for state in states), (path, states)
+    with transaction_states(app) as states:
+        created = await client.post(TASKS, json={"title": "Write it"}, headers=headers)
+    assert created.status_code == 201, created.text
+    assert states
+    assert all(states)
