@@ -81,7 +81,7 @@ async def logout(
         session,
         codec,
         store,
-        auth.user.id,
+        auth.id,
         auth.claims.session_id,
         data.refresh_token if data else None,
     )

@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from redis.asyncio import Redis
-from sqlalchemy import delete, select
+from sqlalchemy import ColumnElement, bindparam, delete, exists, select
 from sqlalchemy.dialects.postgresql import Insert as PgInsert
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import Insert as SqliteInsert
@@ -42,6 +42,13 @@ class AuthStateStore(Protocol):
     async def revoke_session(self, db: AsyncSession, session_id: str, until: datetime) -> None: ...
 
     async def is_session_revoked(self, db: AsyncSession, session_id: str) -> bool: ...
+
+    def revoked_condition(self) -> ColumnElement[bool] | None:
+        """A SQL condition, true when the login session bound as `session_id` is revoked, for a
+        store that keeps revocations in the database: the per-request check then rides on the
+        query that loads the user. None when the store keeps them elsewhere (ask
+        `is_session_revoked`)."""
+        ...
 
     async def lockout_remaining(self, db: AsyncSession, user_id: int) -> int:
         """Seconds the account stays locked, 0 when it may try to log in."""
@@ -107,6 +114,9 @@ class RedisAuthState:
                         await pipe.execute()
                 await self._redis.set(self._loaded_key, b"1", ex=_LOADED_MARKER_SECONDS)
 
+    def revoked_condition(self) -> ColumnElement[bool] | None:
+        return None
+
     async def lockout_remaining(self, db: AsyncSession, user_id: int) -> int:
         key = self._failures_key(user_id)
         with count_redis_errors("auth_state"):
@@ -154,6 +164,9 @@ class DatabaseAuthState:
             select(RevokedSession.session_id).where(RevokedSession.session_id == session_id)
         )
         return found is not None
+
+    def revoked_condition(self) -> ColumnElement[bool] | None:
+        return exists().where(RevokedSession.session_id == bindparam("session_id"))
 
     async def lockout_remaining(self, db: AsyncSession, user_id: int) -> int:
         row = await db.get(LoginFailure, user_id)

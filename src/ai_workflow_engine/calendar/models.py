@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 from sqlalchemy import (
     Boolean,
@@ -14,6 +14,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -116,6 +117,16 @@ class CalendarEvent(Base):
 # range queries: events of a user overlapping [start, end), ordered by start
 Index(
     "ix_calendar_events_user_start", CalendarEvent.user_id, CalendarEvent.start_at, CalendarEvent.id
+)
+# Events longer than this are also indexed by end, for the range query's second part (see
+# calendar/sync_service.py `_by_start`); the predicate is the migration's, word for word.
+LONG_EVENT_SPAN = timedelta(days=1)
+Index(
+    "ix_calendar_events_user_long_end",
+    CalendarEvent.user_id,
+    CalendarEvent.end_at,
+    postgresql_where=text("end_at - start_at > interval '1 day'"),
+    sqlite_where=text("julianday(end_at) - julianday(start_at) > 1"),
 )
 Index(
     "ix_calendar_events_calendar_generation",

@@ -16,7 +16,7 @@ from ai_workflow_engine.calendar.event_schemas import EventListQuery, EventRead,
 from ai_workflow_engine.calendar.locks import UserSyncLock
 from ai_workflow_engine.calendar.sync_service import SyncClients
 from ai_workflow_engine.core.config import Settings
-from ai_workflow_engine.core.db import SessionDep
+from ai_workflow_engine.core.db import ReadOnly, SessionDep
 from ai_workflow_engine.core.errors import Problem
 from ai_workflow_engine.core.pagination import (
     DEFAULT_LIMIT,
@@ -86,7 +86,12 @@ async def sync_now(user: CurrentUser, session: SessionDep, clients: SyncClientsD
     return await sync_service.sync_user(session, clients, user.id)
 
 
-@router.get("/events", response_model=Page[EventRead], responses={**AUTH_RESPONSES, **VALIDATION})
+@router.get(
+    "/events",
+    response_model=Page[EventRead],
+    responses={**AUTH_RESPONSES, **VALIDATION},
+    dependencies=[ReadOnly],
+)
 async def list_events(
     query: Annotated[EventListQuery, Query()],
     user: CurrentUser,

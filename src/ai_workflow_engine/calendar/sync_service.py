@@ -16,8 +16,20 @@ from zoneinfo import ZoneInfo
 
 import structlog
 from prometheus_client import Counter, Histogram
-from sqlalchemy import ColumnElement, Table, and_, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    Table,
+    and_,
+    func,
+    literal_column,
+    or_,
+    select,
+    union_all,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from ai_workflow_engine.calendar.errors import GoogleTimeout, NotConnected, ReconnectRequired
 from ai_workflow_engine.calendar.event_schemas import EventListQuery, EventRead, SyncResult
@@ -34,12 +46,17 @@ from ai_workflow_engine.calendar.google.sync import (
 )
 from ai_workflow_engine.calendar.google.tokens import TokenProvider
 from ai_workflow_engine.calendar.locks import UserSyncLock
-from ai_workflow_engine.calendar.models import Calendar, CalendarEvent, GoogleConnection
+from ai_workflow_engine.calendar.models import (
+    LONG_EVENT_SPAN,
+    Calendar,
+    CalendarEvent,
+    GoogleConnection,
+)
 from ai_workflow_engine.core.config import GoogleSettings
 from ai_workflow_engine.core.db import utcnow
 from ai_workflow_engine.core.errors import AppError, InvalidInput
 from ai_workflow_engine.core.pagination import CursorCodec, Page
-from ai_workflow_engine.settings.service import read_settings
+from ai_workflow_engine.settings.service import read_settings, read_timezone
 
 log = structlog.get_logger(__name__)
 
@@ -273,7 +290,7 @@ async def list_events(
     of its dates in the user's current time zone, and it overlaps the range when those instants
     do: both are derived from its dates here, so a change of time zone shows at once.
     """
-    zone = zone_or_utc((await read_settings(session, user_id)).timezone)
+    zone = zone_or_utc(await read_timezone(session, user_id))
     start, end = query.resolved_range(utcnow())
     statement = (
         select(CalendarEvent)
@@ -296,17 +313,55 @@ async def list_events(
             )
         )
     # one row more than the page tells whether another page follows, in the same query
-    rows = list(
-        await session.scalars(
-            statement.order_by(CalendarEvent.start_at, CalendarEvent.id).limit(limit + 1)
-        )
-    )
+    rows = list(await session.scalars(_by_start(session, statement, start, limit + 1)))
     next_cursor = None
     if len(rows) > limit:
         rows = rows[:limit]
         last = rows[-1]
         next_cursor = codec.encode(_EVENTS_CURSOR_SCOPE, [last.start_at.isoformat(), last.id])
     return Page(items=[_event_read(row, zone) for row in rows], next_cursor=next_cursor)
+
+
+def _by_start(
+    session: AsyncSession, statement: Select[CalendarEvent], start: datetime, size: int
+) -> Select[CalendarEvent]:
+    """The first `size` events of `statement`, by start then id, read from index ranges only.
+
+    An event overlapping [start, end) that began long before `start` is a long event, so the
+    events are read in two parts: those that began at most a short span (plus the zone slack)
+    before `start`, a range of the start index however long the calendar's history; and the
+    long ones that began earlier, from a partial index of long events by end, which holds only
+    those still running at `start`. A page is the first `size` of both.
+    """
+    try:
+        recent_from = start - LONG_EVENT_SPAN - _ZONE_SLACK
+    except OverflowError:  # a range at the very start of the calendar: nothing is earlier
+        return statement.order_by(CalendarEvent.start_at, CalendarEvent.id).limit(size)
+    recent = statement.where(CalendarEvent.start_at >= recent_from)
+    earlier = statement.where(
+        CalendarEvent.start_at < recent_from,
+        _long_event(session.get_bind().dialect.name),
+        # a necessary bound for both kinds (an all-day event ends at most a zone slack before
+        # the instant its end date begins in the user's zone), so the end index is a range
+        CalendarEvent.end_at > start - _ZONE_SLACK,
+    )
+    parts = [
+        part.order_by(CalendarEvent.start_at, CalendarEvent.id).limit(size).subquery()
+        for part in (recent, earlier)
+    ]
+    page = union_all(*(select(*part.c) for part in parts)).subquery("page")
+    event = aliased(CalendarEvent, page)
+    return select(event).order_by(event.start_at, event.id).limit(size)
+
+
+def _long_event(dialect: str) -> ColumnElement[bool]:
+    """An event lasting longer than LONG_EVENT_SPAN, written as the partial index
+    `ix_calendar_events_user_long_end` states it, so that the planner uses that index."""
+    if dialect == "postgresql":
+        span = CalendarEvent.end_at - CalendarEvent.start_at
+        return span > literal_column(f"interval '{LONG_EVENT_SPAN.days} day'")
+    days = func.julianday(CalendarEvent.end_at) - func.julianday(CalendarEvent.start_at)
+    return days > literal_column(str(LONG_EVENT_SPAN.days))
 
 
 def _overlapping(start: datetime, end: datetime, zone: ZoneInfo) -> ColumnElement[bool]:

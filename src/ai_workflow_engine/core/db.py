@@ -8,6 +8,8 @@ the same `create_engine` and cannot forget an "initialize" step.
 from __future__ import annotations
 
 import asyncio
+import select
+import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -15,8 +17,10 @@ from typing import Annotated, Any
 
 import psycopg
 from fastapi import Depends, Request
-from sqlalchemy import DateTime, MetaData, event
-from sqlalchemy.engine import Dialect
+from sqlalchemy import DateTime, MetaData, Select, event
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.engine import Dialect, Engine
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -87,14 +91,13 @@ def create_engine(settings: DatabaseSettings) -> AsyncEngine:
         )
         _configure_sqlite(engine, settings)
         return engine
-    return create_async_engine(
+    engine = create_async_engine(
         url,
         poolclass=MeasuredAsyncQueuePool,  # reports callers waiting for a connection
         hide_parameters=True,  # error messages (and so logged tracebacks) carry no values
         pool_size=settings.database_pool_size,
         max_overflow=settings.database_max_overflow,
         pool_timeout=settings.database_pool_timeout,
-        pool_pre_ping=True,
         pool_recycle=1800,
         connect_args={
             # Never rely on named prepared statements: pgbouncer in transaction pooling mode
@@ -104,6 +107,27 @@ def create_engine(settings: DatabaseSettings) -> AsyncEngine:
             "cursor_factory": _bounded_cursor(settings.database_query_timeout),
         },
     )
+    event.listen(engine.sync_engine.pool, "checkout", _discard_closed_connection)
+    return engine
+
+
+def _discard_closed_connection(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+    """Pessimistic disconnect handling without a round trip per checkout (pool_pre_ping's).
+
+    A pooled connection is idle: the server sends it nothing unless it is going away (a backend
+    terminated, a server or pgbouncer shut down), which leaves an error message and the end of
+    the stream to read. So a socket with anything to read, or a connection libpq already knows
+    is broken, is replaced with a fresh one before the request uses it.
+    """
+    pgconn = dbapi_connection.driver_connection.pgconn
+    try:
+        poller = select.poll()
+        poller.register(pgconn.socket, select.POLLIN | select.POLLPRI)
+        unusable = pgconn.status != psycopg.pq.ConnStatus.OK or bool(poller.poll(0))
+    except (psycopg.Error, OSError, ValueError):
+        unusable = True
+    if unusable:
+        raise DisconnectionError("the pooled connection was closed by the server")
 
 
 def _bounded_cursor(timeout: float) -> type[psycopg.AsyncCursor[Any]]:
@@ -188,3 +212,78 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
 # scope="function": the commit runs when the endpoint returns and before the response is sent, so
 # a commit that fails is answered as an error, never as a success whose data was lost.
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
+
+
+_autocommit_engines: weakref.WeakKeyDictionary[Engine, AsyncEngine] = weakref.WeakKeyDictionary()
+
+
+def _autocommit_engine(engine: AsyncEngine) -> AsyncEngine:
+    """The same engine (and pool) with connections in autocommit, made once per engine."""
+    found = _autocommit_engines.get(engine.sync_engine)
+    if found is None:
+        found = engine.execution_options(isolation_level="AUTOCOMMIT")
+        _autocommit_engines[engine.sync_engine] = found
+    return found
+
+
+async def read_only_session(session: SessionDep) -> None:
+    """For routes that only read: run the request's statements in autocommit.
+
+    A read needs no transaction of its own (under READ COMMITTED each statement of one sees its
+    own snapshot anyway), and without one the request saves the BEGIN and COMMIT round trips.
+    Declare it in the route decorator (`dependencies=[ReadOnly]`): FastAPI resolves those before
+    the parameters, so the session has not connected yet. If it has, this does nothing.
+    PostgreSQL only: SQLite's transactions are local and cheap, and it keeps BEGIN IMMEDIATE.
+    """
+    bind = session.bind
+    if (
+        isinstance(bind, AsyncEngine)
+        and bind.dialect.name == "postgresql"
+        and not session.in_transaction()
+    ):
+        session.bind = _autocommit_engine(bind)
+
+
+ReadOnly = Depends(read_only_session)
+"""Route dependency: the request only reads (see `read_only_session`)."""
+
+
+_PSYCOPG = postgresql.psycopg.dialect()  # type: ignore[no-untyped-call]
+
+
+class CompiledRead:
+    """A SELECT for a hot read path, compiled to the driver's SQL once.
+
+    On PostgreSQL it runs through `exec_driver_sql` on the session's own connection: still
+    SQLAlchemy's connection, transaction, events and error handling, but without the per-execution
+    work on the statement (cache key, cache lookup, result processing) that costs more than a small
+    query itself. UTCDateTime columns come back as aware UTC instants, as they do through the ORM.
+    A statement with list parameters (IN), and SQLite, run the statement as usual.
+    """
+
+    def __init__(self, statement: Select[*tuple[Any, ...]]) -> None:
+        self.statement = statement
+        sql = str(statement.compile(dialect=_PSYCOPG))
+        self._sql = None if "POSTCOMPILE" in sql else sql
+        self._instants = tuple(
+            index
+            for index, column in enumerate(statement.selected_columns)
+            if isinstance(column.type, UTCDateTime)
+        )
+
+    async def rows(self, session: AsyncSession, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+        connection = await session.connection()
+        if self._sql is None or connection.dialect.name != "postgresql":
+            return [tuple(row) for row in await session.execute(self.statement, params)]
+        result = await connection.exec_driver_sql(self._sql, params)
+        rows = [tuple(row) for row in result]
+        if self._instants:
+            rows = [self._in_utc(row) for row in rows]
+        return rows
+
+    def _in_utc(self, row: tuple[Any, ...]) -> tuple[Any, ...]:
+        values = list(row)
+        for index in self._instants:
+            if values[index] is not None:
+                values[index] = values[index].astimezone(UTC)
+        return tuple(values)

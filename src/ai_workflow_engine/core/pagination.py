@@ -64,7 +64,7 @@ class CursorCodec:
         return values
 
 
-def cursor_codec(request: Request) -> CursorCodec:
+async def cursor_codec(request: Request) -> CursorCodec:  # async: no worker-thread hand-off
     codec: CursorCodec = request.app.state.cursor_codec
     return codec
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Literal
 
 import anyio
@@ -63,6 +65,9 @@ class TokenCodec:
             "access": timedelta(minutes=settings.access_token_minutes),
             "refresh": timedelta(days=settings.refresh_token_days),
         }
+        # A client sends the same access token with every request until it expires: its
+        # signature and claims are checked once, its expiry every time (see `decode`).
+        self._verified = lru_cache(maxsize=4096)(self._decode_verified)
 
     def lifetime(self, token_type: TokenType) -> timedelta:
         return self._lifetimes[token_type]
@@ -90,6 +95,12 @@ class TokenCodec:
         return jwt.encode(payload, self._key, algorithm=_ALGORITHM), claims
 
     def decode(self, token: str, expected: TokenType) -> TokenClaims:
+        claims = self._verified(token, expected)
+        if claims.expires_at.timestamp() <= time.time():
+            raise InvalidToken("Signature has expired")
+        return claims
+
+    def _decode_verified(self, token: str, expected: TokenType) -> TokenClaims:
         return self._decode(token, expected, verify_exp=True)
 
     def decode_ignoring_expiry(self, token: str, expected: TokenType) -> TokenClaims:

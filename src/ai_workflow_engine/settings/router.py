@@ -2,11 +2,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 
 from ai_workflow_engine.auth.deps import AUTH_RESPONSES, CurrentUser
-from ai_workflow_engine.core.db import SessionDep
+from ai_workflow_engine.core.db import ReadOnly, SessionDep
 from ai_workflow_engine.core.errors import Problem
+from ai_workflow_engine.core.responses import json_response
 from ai_workflow_engine.settings import service
 from ai_workflow_engine.settings.schemas import SettingsRead, SettingsReplace, SettingsUpdate
 
@@ -20,10 +21,10 @@ INVALID_SETTINGS: dict[int | str, dict[str, Any]] = {
 }
 
 
-@router.get("", response_model=SettingsRead, summary="Read the settings")
-async def read_settings(user: CurrentUser, session: SessionDep) -> SettingsRead:
+@router.get("", response_model=SettingsRead, summary="Read the settings", dependencies=[ReadOnly])
+async def read_settings(user: CurrentUser, session: SessionDep) -> Response:
     """Every setting with the user's value or its default, also for a user who never saved any."""
-    return await service.read_settings(session, user.id)
+    return json_response(await service.read_settings_document(session, user.id))
 
 
 @router.put(

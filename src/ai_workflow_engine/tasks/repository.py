@@ -11,16 +11,39 @@ from __future__ import annotations
 import unicodedata
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from functools import lru_cache
+from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, Select, and_, literal, or_, select, tuple_
+from sqlalchemy import ColumnElement, Integer, Select, bindparam, select, tuple_, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
+from ai_workflow_engine.core.db import CompiledRead
 from ai_workflow_engine.tasks.models import Task
 from ai_workflow_engine.tasks.schemas import PRIORITY_RANK, TaskListQuery, TaskSort
 
 SortValue = datetime | int | None
+
+# What a listed task shows (the fields of TaskRead). Lists read these columns as plain rows: no
+# ORM objects to build and track for a page that is only read.
+LISTED_COLUMNS = (
+    Task.id,
+    Task.title,
+    Task.description,
+    Task.status,
+    Task.priority,
+    Task.task_type,
+    Task.category_id,
+    Task.due_at,
+    Task.estimated_minutes,
+    Task.completed_at,
+    Task.created_at,
+    Task.updated_at,
+)
+ListedTask = tuple[Any, ...]
+_LISTED_INDEX = {column.key: index for index, column in enumerate(LISTED_COLUMNS)}
+_AFTER_ID = bindparam("after_id", type_=Integer())
+ListQuery = Select[*tuple[Any, ...]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,28 +70,33 @@ class Ordering:
         return self.column is Task.due_at
 
     def order_by(self) -> list[ColumnElement[Any]]:
-        if self.descending:
-            first, tie = self.column.desc(), Task.id.desc()
-        else:
-            first, tie = self.column.asc(), Task.id.asc()
+        """The documented order: for `due_at`, tasks without one last in both directions."""
+        first, tie = self.index_order()
         return [first.nulls_last() if self.nullable else first, tie]
 
-    def after(self, position: Position) -> ColumnElement[bool]:
-        """The tasks that come after `position` in this ordering."""
-        if position.value is None:  # inside the trailing group without a due date
-            later_id = Task.id < position.task_id if self.descending else Task.id > position.task_id
-            return and_(self.column.is_(None), later_id)
+    def index_order(self) -> list[ColumnElement[Any]]:
+        """The order of the (user_id, column, id) index, or its reverse. The same as `order_by`
+        except where the column is null (the index keeps nulls last, so its reverse has them
+        first): the page query of the nullable column orders each part this way."""
+        if self.descending:
+            return [self.column.desc(), Task.id.desc()]
+        return [self.column.asc(), Task.id.asc()]
+
+    def beyond_value(self) -> ColumnElement[bool]:
+        """Rows after the position bound as `after_value`, `after_id` (a non-null value)."""
         # A row comparison, which PostgreSQL answers from the (user_id, column, id) index. The
         # value is bound with the column's type, so that SQLite compares it in stored UTC form.
         key = tuple_(self.column, Task.id)
-        start = tuple_(literal(position.value, self.column.type), literal(position.task_id))
-        beyond = key < start if self.descending else key > start
-        return or_(beyond, self.column.is_(None)) if self.nullable else beyond
+        start = tuple_(bindparam("after_value", type_=self.column.type), _AFTER_ID)
+        return key < start if self.descending else key > start
 
-    def value_of(self, task: Task) -> SortValue:
-        if self.column is Task.priority:
-            return task.priority
-        return task.due_at if self.nullable else task.created_at
+    def beyond_id(self) -> ColumnElement[bool]:
+        """Within the group without a due date: rows after the id bound as `after_id`."""
+        return Task.id < _AFTER_ID if self.descending else Task.id > _AFTER_ID
+
+    def value_of(self, task: ListedTask) -> SortValue:
+        value: SortValue = task[_LISTED_INDEX[self.column.key]]
+        return value
 
 
 def fold(text: str) -> str:
@@ -81,35 +109,95 @@ def search_text(title: str, description: str | None) -> str:
     return fold(title + "\n" + (description or ""))
 
 
-def filtered(user_id: int, filters: TaskListQuery) -> Select[Task]:
-    """The user's tasks matching every filter given."""
-    query = select(Task).where(Task.user_id == user_id)
-    if filters.status:
-        query = query.where(Task.status.in_(filters.status))
-    if filters.priority:
-        query = query.where(Task.priority.in_([PRIORITY_RANK[p] for p in filters.priority]))
-    if filters.task_type:
-        query = query.where(Task.task_type.in_(filters.task_type))
-    if filters.category_id is not None:
-        query = query.where(Task.category_id == filters.category_id)
-    if filters.due_after is not None:
-        query = query.where(Task.due_at >= filters.due_after)
-    if filters.due_before is not None:
-        query = query.where(Task.due_at < filters.due_before)
-    if filters.q:
-        # autoescape: `%`, `_` and the escape character in the query match themselves
-        query = query.where(Task.search_text.contains(fold(filters.q), autoescape=True))
-    return query
+def _like_escaped(text: str) -> str:
+    """`text` for a LIKE pattern with `/` as the escape: `%`, `_` and `/` match themselves."""
+    return text.replace("/", "//").replace("%", "/%").replace("_", "/_")
+
+
+@dataclass(frozen=True, slots=True)
+class _Shape:
+    """What a page query looks like apart from its values: which filters are given, the sort,
+    and where the page starts. Each shape's statement is built once (see `_page_query`)."""
+
+    sort: TaskSort
+    start: Literal["first", "after_value", "after_null"]
+    filters: frozenset[str]
+
+
+_FILTERS = ("status", "priority", "task_type", "category_id", "due_after", "due_before", "q")
+
+
+@lru_cache(maxsize=1024)
+def _page_query(shape: _Shape) -> CompiledRead:
+    """The listed columns of one page of the user's tasks, every value a bound parameter."""
+    query: ListQuery = select(*LISTED_COLUMNS).where(Task.user_id == bindparam("user_id"))
+    given = shape.filters
+    if "status" in given:
+        query = query.where(Task.status.in_(bindparam("status", expanding=True)))
+    if "priority" in given:
+        query = query.where(Task.priority.in_(bindparam("priority", expanding=True)))
+    if "task_type" in given:
+        query = query.where(Task.task_type.in_(bindparam("task_type", expanding=True)))
+    if "category_id" in given:
+        query = query.where(Task.category_id == bindparam("category_id"))
+    if "due_after" in given:
+        query = query.where(Task.due_at >= bindparam("due_after", type_=Task.due_at.type))
+    if "due_before" in given:
+        query = query.where(Task.due_at < bindparam("due_before", type_=Task.due_at.type))
+    if "q" in given:
+        query = query.where(Task.search_text.contains(bindparam("q"), escape="/"))
+    ordering = Ordering.of(shape.sort)
+    size = bindparam("size", type_=Integer())
+    if not ordering.nullable:
+        if shape.start == "after_value":
+            query = query.where(ordering.beyond_value())
+        return CompiledRead(query.order_by(*ordering.order_by()).limit(size))
+    # Tasks without a due date come last both ways, which no single index scan gives: one part
+    # for the dated tasks and one for the others, each an index range in index order, and the
+    # page is the first `size` of both (at most 2 x size rows to order).
+    undated = query.where(Task.due_at.is_(None))
+    if shape.start == "after_null":
+        undated = undated.where(ordering.beyond_id())
+        return CompiledRead(undated.order_by(*ordering.index_order()).limit(size))
+    dated = query.where(Task.due_at.is_not(None))
+    if shape.start == "after_value":
+        dated = dated.where(ordering.beyond_value())
+    parts = [
+        part.order_by(*ordering.index_order()).limit(size).subquery() for part in (dated, undated)
+    ]
+    page = union_all(*(select(*part.c) for part in parts)).subquery("page")
+    first, tie = page.c.due_at, page.c.id
+    order = (
+        [first.desc().nulls_last(), tie.desc()]
+        if ordering.descending
+        else [first.asc().nulls_last(), tie.asc()]
+    )
+    return CompiledRead(select(*page.c).order_by(*order).limit(size))
 
 
 async def fetch_page(
     session: AsyncSession,
-    query: Select[Task],
-    ordering: Ordering,
+    user_id: int,
+    filters: TaskListQuery,
     start_after: Position | None,
     size: int,
-) -> list[Task]:
-    """Up to `size` tasks of `query` in `ordering`, starting after `start_after`."""
+) -> list[ListedTask]:
+    """Up to `size` of the user's tasks matching every filter given, in the order of
+    `filters.sort`, starting after `start_after`."""
+    params: dict[str, Any] = {"user_id": user_id, "size": size}
+    for name in _FILTERS:
+        value = getattr(filters, name)
+        if value:  # (ids are >= 1 and instants are true: only absent filters are false)
+            params[name] = value
+    if "priority" in params:
+        params["priority"] = [PRIORITY_RANK[p] for p in filters.priority]
+    if "q" in params:
+        params["q"] = _like_escaped(fold(params["q"]))
+    start: Literal["first", "after_value", "after_null"] = "first"
     if start_after is not None:
-        query = query.where(ordering.after(start_after))
-    return list(await session.scalars(query.order_by(*ordering.order_by()).limit(size)))
+        start = "after_null" if start_after.value is None else "after_value"
+        params["after_id"] = start_after.task_id
+        if start_after.value is not None:
+            params["after_value"] = start_after.value
+    shape = _Shape(filters.sort, start, frozenset(params) & frozenset(_FILTERS))
+    return await _page_query(shape).rows(session, params)

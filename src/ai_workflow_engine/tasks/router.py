@@ -5,7 +5,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Response, status
 
 from ai_workflow_engine.auth.deps import AUTH_RESPONSES, CurrentUser
-from ai_workflow_engine.core.db import SessionDep
+from ai_workflow_engine.core.db import ReadOnly, SessionDep
 from ai_workflow_engine.core.errors import Problem
 from ai_workflow_engine.core.idempotency import IdempotencyDep, idempotent_responses
 from ai_workflow_engine.core.pagination import (
@@ -15,6 +15,7 @@ from ai_workflow_engine.core.pagination import (
     LimitQuery,
     Page,
 )
+from ai_workflow_engine.core.responses import json_response
 from ai_workflow_engine.tasks import service
 from ai_workflow_engine.tasks.deps import OwnedTask
 from ai_workflow_engine.tasks.schemas import TaskCreate, TaskListQuery, TaskRead, TaskUpdate
@@ -37,7 +38,7 @@ NOT_FOUND: dict[int | str, dict[str, Any]] = {
 }
 
 
-@router.get("", response_model=Page[TaskRead])
+@router.get("", response_model=Page[TaskRead], dependencies=[ReadOnly])
 async def list_tasks(
     filters: Annotated[TaskListQuery, Query()],
     user: CurrentUser,
@@ -45,9 +46,9 @@ async def list_tasks(
     codec: CursorCodecDep,
     limit: LimitQuery = DEFAULT_LIMIT,
     cursor: CursorQuery = None,
-) -> Page[TaskRead]:
+) -> Response:
     """Your tasks, filtered and sorted (newest first by default), one page at a time."""
-    return await service.list_tasks(session, codec, user.id, filters, limit, cursor)
+    return json_response(await service.list_tasks(session, codec, user.id, filters, limit, cursor))
 
 
 @router.post(
@@ -68,7 +69,7 @@ async def create_task(
     return await idempotency.respond(session, user.id, create)
 
 
-@router.get("/{task_id}", response_model=TaskRead, responses=NOT_FOUND)
+@router.get("/{task_id}", response_model=TaskRead, responses=NOT_FOUND, dependencies=[ReadOnly])
 async def read_task(task: OwnedTask) -> TaskRead:
     return TaskRead.model_validate(task)
 

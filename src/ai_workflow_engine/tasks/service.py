@@ -13,15 +13,21 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ai_workflow_engine.categories.service import user_has_category
 from ai_workflow_engine.core.db import utcnow
 from ai_workflow_engine.core.errors import InvalidInput
-from ai_workflow_engine.core.pagination import CursorCodec, Page
+from ai_workflow_engine.core.pagination import CursorCodec
 from ai_workflow_engine.tasks import repository
 from ai_workflow_engine.tasks.models import Task
-from ai_workflow_engine.tasks.repository import Ordering, Position, SortValue
+from ai_workflow_engine.tasks.repository import (
+    LISTED_COLUMNS,
+    ListedTask,
+    Ordering,
+    Position,
+    SortValue,
+)
 from ai_workflow_engine.tasks.schemas import (
+    PRIORITY_BY_RANK,
     PRIORITY_RANK,
     TaskCreate,
     TaskListQuery,
-    TaskRead,
     TaskSort,
     TaskUpdate,
 )
@@ -47,8 +53,13 @@ async def create_task(session: AsyncSession, user_id: int, data: TaskCreate) -> 
         completed_at=utcnow() if data.status == "completed" else None,
         search_text=repository.search_text(data.title, data.description),
     )
-    async with _category_still_there(session):
+    if data.category_id is None:
+        # no category whose concurrent deletion could fail the insert: no savepoint to pay for
         session.add(task)
+        await session.flush()
+    else:
+        async with _category_still_there(session):
+            session.add(task)
     return task
 
 
@@ -84,19 +95,31 @@ async def list_tasks(
     filters: TaskListQuery,
     limit: int,
     cursor: str | None,
-) -> Page[TaskRead]:
-    """One page of the user's tasks matching `filters`, in the order of `filters.sort`."""
+) -> dict[str, Any]:
+    """One page of the user's tasks matching `filters`, in the order of `filters.sort`, as the
+    JSON document of a `Page[TaskRead]` (built from rows: nothing to validate on the way out)."""
     ordering = Ordering.of(filters.sort)
     start_after = _decode_cursor(codec, filters.sort, cursor) if cursor is not None else None
-    query = repository.filtered(user_id, filters)
     # one row more than the page tells whether another page follows, in the same query
-    tasks = await repository.fetch_page(session, query, ordering, start_after, limit + 1)
+    tasks = await repository.fetch_page(session, user_id, filters, start_after, limit + 1)
     next_cursor = None
     if len(tasks) > limit:
-        tasks = tasks[:limit]
-        last = tasks[-1]
-        next_cursor = _encode_cursor(codec, filters.sort, ordering.value_of(last), last.id)
-    return Page(items=[TaskRead.model_validate(task) for task in tasks], next_cursor=next_cursor)
+        items = [_listed(task) for task in tasks[:limit]]
+        last = tasks[limit - 1]
+        next_cursor = _encode_cursor(codec, filters.sort, ordering.value_of(last), last[0])
+    else:
+        items = [_listed(task) for task in tasks]
+    return {"items": items, "next_cursor": next_cursor}
+
+
+_LISTED_NAMES = tuple(column.key for column in LISTED_COLUMNS)
+
+
+def _listed(row: ListedTask) -> dict[str, Any]:
+    """A task row as TaskRead renders it."""
+    task = dict(zip(_LISTED_NAMES, row, strict=True))
+    task["priority"] = PRIORITY_BY_RANK[task["priority"]]
+    return task
 
 
 async def _require_category(session: AsyncSession, user_id: int, category_id: int) -> None:

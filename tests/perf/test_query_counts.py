@@ -1,0 +1,262 @@
+"""SQL statements per request, counted on the app's engine: a fixed number for each hot route,
+whatever the page size, so that a query per row (N+1) or an extra round trip fails here.
+
+Transaction control is not counted (SQLite's BEGIN IMMEDIATE, which the engine issues itself):
+what is counted is the statements a route asks for.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from psycopg.pq import TransactionStatus
+from sqlalchemy import event, insert, select
+
+from ai_workflow_engine.calendar.models import Calendar, CalendarEvent
+from ai_workflow_engine.core.db import utcnow
+from ai_workflow_engine.tasks.models import Task
+from ai_workflow_engine.users.models import User
+from tests.conftest import Users
+
+TASKS = "/api/v1/tasks"
+EVENTS = "/api/v1/calendar/events"
+SETTINGS = "/api/v1/settings"
+ROWS = 230  # more than the largest page (200)
+
+# authentication is one statement (the user's state and the token's revocation together)
+AUTH = 1
+
+
+@contextmanager
+def counting_statements(app: FastAPI) -> Iterator[list[str]]:
+    statements: list[str] = []
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if not statement.lstrip().upper().startswith("BEGIN"):
+            statements.append(statement)
+
+    engine = app.state.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        yield statements
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+
+
+async def _user_id(app: FastAPI, username: str) -> int:
+    async with app.state.sessionmaker() as session:
+        user_id = await session.scalar(select(User.id).where(User.username == username))
+    assert user_id is not None
+    return int(user_id)
+
+
+async def _seed_tasks(app: FastAPI, user_id: int, count: int) -> None:
+    now = utcnow()
+    rows = [
+        {
+            "user_id": user_id,
+            "title": f"task {n}",
+            "status": "pending",
+            "priority": 1 + n % 4,
+            "task_type": "general",
+            # every fourth without a due date: due-date pages cross into the undated ones
+            "due_at": None if n % 4 == 0 else now + dt.timedelta(hours=n),
+            "search_text": f"task {n}",
+            "created_at": now - dt.timedelta(minutes=n),
+            "updated_at": now,
+        }
+        for n in range(count)
+    ]
+    async with app.state.engine.begin() as connection:
+        await connection.execute(insert(Task), rows)
+
+
+async def _seed_events(app: FastAPI, user_id: int, count: int, start: dt.datetime) -> None:
+    now = utcnow()
+    async with app.state.engine.begin() as connection:
+        calendar_id = await connection.scalar(
+            insert(Calendar)
+            .values(
+                user_id=user_id,
+                google_calendar_id="primary@example.com",
+                primary=True,
+                selected=True,
+                sync_generation=0,
+                created_at=now,
+                updated_at=now,
+            )
+            .returning(Calendar.id)
+        )
+        rows = []
+        for n in range(count):
+            begins = start + dt.timedelta(minutes=30 * n)
+            all_day = n % 10 == 0
+            rows.append(
+                {
+                    "user_id": user_id,
+                    "calendar_id": calendar_id,
+                    "google_event_id": f"event{n}",
+                    "title": f"event {n}",
+                    "status": "confirmed",
+                    "all_day": all_day,
+                    "start_at": begins,
+                    "end_at": begins + dt.timedelta(days=3 if all_day else 0, minutes=45),
+                    "start_date": begins.date() if all_day else None,
+                    "end_date": (begins + dt.timedelta(days=3)).date() if all_day else None,
+                    "content_hash": f"{n:064d}",
+                    "sync_generation": 0,
+                    "created_at": now,
+                    "updated_at": now,
+                }
+            )
+        # and two long events that began well before the range and still run in it
+        for n in (ROWS, ROWS + 1):
+            rows.append(
+                {
+                    **rows[1],
+                    "google_event_id": f"event{n}",
+                    "title": f"event {n}",
+                    "start_at": start - dt.timedelta(days=10, minutes=n),
+                    "end_at": start + dt.timedelta(days=1),
+                }
+            )
+        await connection.execute(insert(CalendarEvent), rows)
+
+
+async def _count(app: FastAPI, client: httpx.AsyncClient, method: str, url: str, **kw: Any) -> int:
+    with counting_statements(app) as statements:
+        response = await client.request(method, url, **kw)
+    assert response.status_code < 300, response.text
+    return len(statements)
+
+
+@pytest.fixture
+async def user(users: Users, app: FastAPI) -> tuple[int, dict[str, str]]:
+    registered = await users.register()
+    tokens = await users.login(registered["username"])
+    user_id = await _user_id(app, registered["username"])
+    return user_id, {"Authorization": f"Bearer {tokens['access_token']}"}
+
+
+@pytest.mark.parametrize("sort", ["-created_at", "due_at", "-due_at", "priority"])
+async def test_a_task_page_costs_two_statements_whatever_its_size(
+    app: FastAPI, client: httpx.AsyncClient, user: tuple[int, dict[str, str]], sort: str
+) -> None:
+    user_id, headers = user
+    await _seed_tasks(app, user_id, ROWS)
+    for limit in (1, 50, 200):
+        params = {"limit": limit, "sort": sort}
+        assert await _count(app, client, "GET", TASKS, params=params, headers=headers) == AUTH + 1
+        first = (await client.get(TASKS, params=params, headers=headers)).json()
+        assert len(first["items"]) == limit
+        # the next page too (a cursor is decoded, not looked up)
+        params["cursor"] = first["next_cursor"]
+        assert await _count(app, client, "GET", TASKS, params=params, headers=headers) == AUTH + 1
+
+
+async def test_filtered_task_pages_cost_two_statements(
+    app: FastAPI, client: httpx.AsyncClient, user: tuple[int, dict[str, str]]
+) -> None:
+    user_id, headers = user
+    await _seed_tasks(app, user_id, ROWS)
+    for params in (
+        {"status": ["pending", "completed"], "priority": "high"},
+        {"q": "task 1", "due_after": utcnow().isoformat()},
+    ):
+        for limit in (1, 200):
+            count = await _count(
+                app, client, "GET", TASKS, params={**params, "limit": limit}, headers=headers
+            )
+            assert count == AUTH + 1
+
+
+async def test_an_events_page_costs_three_statements_whatever_its_size(
+    app: FastAPI, client: httpx.AsyncClient, user: tuple[int, dict[str, str]]
+) -> None:
+    user_id, headers = user
+    start = utcnow().replace(minute=0, second=0, microsecond=0) + dt.timedelta(hours=1)
+    await _seed_events(app, user_id, ROWS, start)
+    week = {"start": start.isoformat(), "end": (start + dt.timedelta(days=7)).isoformat()}
+    for limit in (1, 50, 200):
+        params: dict[str, Any] = {**week, "limit": limit}
+        # the user's time zone, authentication, the page
+        assert await _count(app, client, "GET", EVENTS, params=params, headers=headers) == 3
+        first = (await client.get(EVENTS, params=params, headers=headers)).json()
+        assert len(first["items"]) == limit
+        params["cursor"] = first["next_cursor"]
+        assert await _count(app, client, "GET", EVENTS, params=params, headers=headers) == 3
+
+
+async def test_reading_settings_costs_two_statements(
+    client: httpx.AsyncClient, app: FastAPI, user: tuple[int, dict[str, str]]
+) -> None:
+    _, headers = user
+    # defaults (no stored row) and a stored document cost the same
+    assert await _count(app, client, "GET", SETTINGS, headers=headers) == AUTH + 1
+    saved = await client.patch(SETTINGS, json={"theme": "light"}, headers=headers)
+    assert saved.status_code == 200, saved.text
+    assert await _count(app, client, "GET", SETTINGS, headers=headers) == AUTH + 1
+
+
+async def test_creating_a_task_costs_two_statements(
+    client: httpx.AsyncClient, app: FastAPI, user: tuple[int, dict[str, str]]
+) -> None:
+    _, headers = user
+    body = {"title": "Write the report", "priority": "high", "due_at": "2030-01-01T09:00:00Z"}
+    # authentication and the INSERT (its id comes back with it)
+    assert await _count(app, client, "POST", TASKS, json=body, headers=headers) == AUTH + 1
+
+
+async def test_creating_a_task_in_a_category_checks_it_in_a_savepoint(
+    client: httpx.AsyncClient, app: FastAPI, user: tuple[int, dict[str, str]]
+) -> None:
+    _, headers = user
+    categories = (await client.get("/api/v1/categories", headers=headers)).json()["items"]
+    body = {"title": "Write the report", "category_id": categories[0]["id"]}
+    # authentication, the category check, then SAVEPOINT, INSERT, RELEASE
+    assert await _count(app, client, "POST", TASKS, json=body, headers=headers) == AUTH + 4
+
+
+@contextmanager
+def transaction_states(app: FastAPI) -> Iterator[list[bool]]:
+    """For each statement run, whether it ran inside a database transaction."""
+    states: list[bool] = []
+    postgresql = app.state.engine.dialect.name == "postgresql"
+
+    def record(conn: Any, *_args: Any) -> None:
+        driver = conn.connection.driver_connection
+        if postgresql:
+            states.append(driver.info.transaction_status != TransactionStatus.IDLE)
+        else:
+            states.append(bool(driver.in_transaction))
+
+    engine = app.state.engine.sync_engine
+    event.listen(engine, "after_cursor_execute", record)
+    try:
+        yield states
+    finally:
+        event.remove(engine, "after_cursor_execute", record)
+
+
+async def test_reads_run_without_a_transaction_on_postgresql_writes_in_one(
+    app: FastAPI, client: httpx.AsyncClient, user: tuple[int, dict[str, str]]
+) -> None:
+    _, headers = user
+    reads_in_transaction = app.state.engine.dialect.name != "postgresql"  # SQLite: BEGIN IMMEDIATE
+    for path in (TASKS, SETTINGS, EVENTS):
+        with transaction_states(app) as states:
+            response = await client.get(path, headers=headers)
+        assert response.status_code == 200, response.text
+        assert states, path
+        assert all(state == reads_in_transaction for state in states), (path, states)
+    with transaction_states(app) as states:
+        created = await client.post(TASKS, json={"title": "Write it"}, headers=headers)
+    assert created.status_code == 201, created.text
+    assert states
+    assert all(states)
