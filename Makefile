@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: serve test lint bench lock clean
+.PHONY: serve test lint bench bench-api lock clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -36,6 +36,9 @@ lint: $(VENV)/.test
 
 bench: $(VENV)/.test
 	$(BIN)/python -m bench.calendar_sync $(ARGS)
+
+bench-api: $(VENV)/.test
+	$(BIN)/python -m bench.api $(ARGS)
 
 lock: $(VENV)/.test
 	$(BIN)/pip install --quiet uv
