@@ -9,51 +9,15 @@ from typing import Any
 
 import httpx
 from fastapi import FastAPI
-from sqlalchemy import insert, select
+from sqlalchemy import select
 
-from ai_workflow_engine.calendar.models import Calendar, CalendarEvent
 from ai_workflow_engine.core.db import utcnow
 from ai_workflow_engine.users.models import User
 from tests.conftest import Users
+from tests.perf.seeding import seed_events
 
 EVENTS = "/api/v1/calendar/events"
 DAY = dt.timedelta(days=1)
-
-
-async def _seed(app: FastAPI, user_id: int, events: list[dict[str, Any]]) -> None:
-    now = utcnow()
-    async with app.state.engine.begin() as connection:
-        calendar_id = await connection.scalar(
-            insert(Calendar)
-            .values(
-                user_id=user_id,
-                google_calendar_id="primary@example.com",
-                primary=True,
-                selected=True,
-                sync_generation=0,
-                created_at=now,
-                updated_at=now,
-            )
-            .returning(Calendar.id)
-        )
-        rows = [
-            {
-                "user_id": user_id,
-                "calendar_id": calendar_id,
-                "google_event_id": event["title"],
-                "status": "confirmed",
-                "all_day": False,
-                "start_date": None,
-                "end_date": None,
-                "content_hash": "0" * 64,
-                "sync_generation": 0,
-                "created_at": now,
-                "updated_at": now,
-                **event,
-            }
-            for event in events
-        ]
-        await connection.execute(insert(CalendarEvent), rows)
 
 
 def _all_day(title: str, first: dt.date, end: dt.date) -> dict[str, Any]:
@@ -96,7 +60,7 @@ async def test_long_events_from_before_the_range_are_listed_in_start_order(
         {"title": "short, before", "start_at": start - DAY, "end_at": start - 20 * DAY / 24},
         {"title": "after", "start_at": start + 2 * DAY, "end_at": start + 3 * DAY},
     ]
-    await _seed(app, int(user_id), events)
+    await seed_events(app, int(user_id), events)
     expected = ["long, still running", "holiday", "two days", "today", "short, inside"]
 
     week = {"start": start.isoformat(), "end": (start + DAY).isoformat()}

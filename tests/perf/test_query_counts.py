@@ -18,11 +18,11 @@ from fastapi import FastAPI
 from psycopg.pq import TransactionStatus
 from sqlalchemy import event, insert, select
 
-from ai_workflow_engine.calendar.models import Calendar, CalendarEvent
 from ai_workflow_engine.core.db import utcnow
 from ai_workflow_engine.tasks.models import Task
 from ai_workflow_engine.users.models import User
 from tests.conftest import Users
+from tests.perf.seeding import seed_events
 
 TASKS = "/api/v1/tasks"
 EVENTS = "/api/v1/calendar/events"
@@ -78,55 +78,34 @@ async def _seed_tasks(app: FastAPI, user_id: int, count: int) -> None:
 
 
 async def _seed_events(app: FastAPI, user_id: int, count: int, start: dt.datetime) -> None:
-    now = utcnow()
-    async with app.state.engine.begin() as connection:
-        calendar_id = await connection.scalar(
-            insert(Calendar)
-            .values(
-                user_id=user_id,
-                google_calendar_id="primary@example.com",
-                primary=True,
-                selected=True,
-                sync_generation=0,
-                created_at=now,
-                updated_at=now,
-            )
-            .returning(Calendar.id)
+    events = []
+    for n in range(count):
+        begins = start + dt.timedelta(minutes=30 * n)
+        all_day = n % 10 == 0
+        events.append(
+            {
+                "google_event_id": f"event{n}",
+                "title": f"event {n}",
+                "all_day": all_day,
+                "start_at": begins,
+                "end_at": begins + dt.timedelta(days=3 if all_day else 0, minutes=45),
+                "start_date": begins.date() if all_day else None,
+                "end_date": (begins + dt.timedelta(days=3)).date() if all_day else None,
+                "content_hash": f"{n:064d}",
+            }
         )
-        rows = []
-        for n in range(count):
-            begins = start + dt.timedelta(minutes=30 * n)
-            all_day = n % 10 == 0
-            rows.append(
-                {
-                    "user_id": user_id,
-                    "calendar_id": calendar_id,
-                    "google_event_id": f"event{n}",
-                    "title": f"event {n}",
-                    "status": "confirmed",
-                    "all_day": all_day,
-                    "start_at": begins,
-                    "end_at": begins + dt.timedelta(days=3 if all_day else 0, minutes=45),
-                    "start_date": begins.date() if all_day else None,
-                    "end_date": (begins + dt.timedelta(days=3)).date() if all_day else None,
-                    "content_hash": f"{n:064d}",
-                    "sync_generation": 0,
-                    "created_at": now,
-                    "updated_at": now,
-                }
-            )
-        # and two long events that began well before the range and still run in it
-        for n in (ROWS, ROWS + 1):
-            rows.append(
-                {
-                    **rows[1],
-                    "google_event_id": f"event{n}",
-                    "title": f"event {n}",
-                    "start_at": start - dt.timedelta(days=10, minutes=n),
-                    "end_at": start + dt.timedelta(days=1),
-                }
-            )
-        await connection.execute(insert(CalendarEvent), rows)
+    # and two long events that began well before the range and still run in it
+    for n in (ROWS, ROWS + 1):
+        events.append(
+            {
+                **events[1],
+                "google_event_id": f"event{n}",
+                "title": f"event {n}",
+                "start_at": start - dt.timedelta(days=10, minutes=n),
+                "end_at": start + dt.timedelta(days=1),
+            }
+        )
+    await seed_events(app, user_id, events)
 
 
 async def _count(app: FastAPI, client: httpx.AsyncClient, method: str, url: str, **kw: Any) -> int:
