@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Annotated, Any
 
 import structlog
 from fastapi import Depends, Request
 from fastapi.security import OAuth2PasswordBearer
-from sqlalchemy import bindparam, false, select
+from fastapi.security.utils import get_authorization_scheme_param
+from sqlalchemy import ColumnElement, Select, bindparam, false, select
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ai_workflow_engine.auth.state import AuthStateStore
 from ai_workflow_engine.core.db import CompiledRead, SessionDep
@@ -17,6 +20,8 @@ from ai_workflow_engine.core.security import InvalidToken, PasswordHasher, Token
 from ai_workflow_engine.users.models import User
 
 bearer_scheme = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/jwt/login", auto_error=False)
+BEARER_SECURITY: dict[str, Any] = {"security": [{bearer_scheme.scheme_name: []}]}
+"""`openapi_extra` of a route that reads the bearer token itself (see `AuthenticatedReader`)."""
 
 PROBLEM_CONTENT = {"application/problem+json": {"schema": Problem.model_json_schema()}}
 AUTH_RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -57,22 +62,40 @@ class Authenticated:
     claims: TokenClaims
 
 
-async def authenticate(
-    request: Request,
-    session: SessionDep,
-    token: Annotated[str | None, Depends(bearer_scheme)],
-) -> Authenticated:
-    # the codec and store are read here rather than as dependencies of their own: every
-    # authenticated request resolves this, and each dependency costs a little
-    codec: TokenCodec = request.app.state.token_codec
-    store: AuthStateStore = request.app.state.auth_state
+def access_claims(request: Request, token: str | None) -> TokenClaims:
+    """The claims of the request's access token; 401 when it is missing, invalid or expired."""
     if not token:
         raise Unauthorized()
+    codec: TokenCodec = request.app.state.token_codec
     try:
         claims = codec.decode(token, "access")
     except InvalidToken as exc:
         raise Unauthorized("Invalid or expired access token") from exc
     structlog.contextvars.bind_contextvars(user_id=claims.user_id)  # on every later log line
+    return claims
+
+
+def bearer_token(request: Request) -> str | None:
+    """The bearer token of the Authorization header, read as `bearer_scheme` reads it."""
+    scheme, token = get_authorization_scheme_param(request.headers.get("authorization"))
+    return token if scheme.lower() == "bearer" else None
+
+
+def _check_user(found: tuple[Any, ...] | None) -> None:
+    """401 unless the (is active, session revoked) flags read for the token say it is good."""
+    if found is not None and found[1]:
+        raise Unauthorized("This token has been revoked")
+    if found is None or not found[0]:
+        raise Unauthorized("The token's user no longer exists")
+
+
+async def authenticate(
+    request: Request,
+    session: SessionDep,
+    token: Annotated[str | None, Depends(bearer_scheme)],
+) -> Authenticated:
+    claims = access_claims(request, token)
+    store: AuthStateStore = request.app.state.auth_state
     statement, checks_revocation = _user_check(store)
     if not checks_revocation and await store.is_session_revoked(session, claims.session_id):
         raise Unauthorized("This token has been revoked")
@@ -80,14 +103,20 @@ async def authenticate(
     # whether this login session was revoked
     params = {"user_id": claims.user_id, "session_id": claims.session_id}
     rows = await statement.rows(session, params)
-    if rows and rows[0][1]:
-        raise Unauthorized("This token has been revoked")
-    if not rows or not rows[0][0]:
-        raise Unauthorized("The token's user no longer exists")
+    _check_user(rows[0] if rows else None)
     return Authenticated(id=claims.user_id, claims=claims)
 
 
 _user_checks: dict[type[AuthStateStore], tuple[CompiledRead, bool]] = {}
+
+
+def _user_flags(store: AuthStateStore) -> tuple[list[ColumnElement[Any]], bool]:
+    """The (is active, session revoked) columns for the user and session bound as `user_id` and
+    `session_id`, and whether the second checks revocation (or the store does, elsewhere)."""
+    revoked = store.revoked_condition()
+    active = select(User.is_active).where(User.id == bindparam("user_id")).scalar_subquery()
+    flags = [active.label("user_active"), (revoked if revoked is not None else false())]
+    return flags, revoked is not None
 
 
 def _user_check(store: AuthStateStore) -> tuple[CompiledRead, bool]:
@@ -95,13 +124,56 @@ def _user_check(store: AuthStateStore) -> tuple[CompiledRead, bool]:
     kind of store, as building a statement costs more than running a cached one."""
     found = _user_checks.get(type(store))
     if found is None:
-        revoked = store.revoked_condition()
-        statement = select(
-            User.is_active,
-            (revoked if revoked is not None else false()).label("revoked"),
-        ).where(User.id == bindparam("user_id"))
-        found = _user_checks[type(store)] = (CompiledRead(statement), revoked is not None)
+        flags, checks_revocation = _user_flags(store)
+        found = _user_checks[type(store)] = (CompiledRead(select(*flags)), checks_revocation)
     return found
+
+
+class AuthenticatedReader:
+    """Reads for a request that authenticate it in the same round trip.
+
+    For a route whose only database work is one SELECT: the token is checked when the reader is
+    made (no database needed), and the user's flags (active, and the session revoked when
+    revocations live in the database) are two more columns of each row of the statement, so that
+    the whole request costs one query. When the statement finds no row, the flags are read on
+    their own. The answers are those of `authenticate`: 401 for a missing, invalid, expired or
+    revoked token, or a user who is gone.
+    """
+
+    def __init__(self, request: Request) -> None:
+        self._request = request
+        self.claims = access_claims(request, bearer_token(request))
+        self._store: AuthStateStore = request.app.state.auth_state
+
+    async def rows(
+        self, statement: Select[*tuple[Any, ...]], params: dict[str, Any]
+    ) -> list[tuple[Any, ...]]:
+        """The rows of `statement` for `params` and the user's id bound as `user_id`."""
+        store = self._store
+        engine: AsyncEngine = self._request.app.state.engine
+        read, checks_revocation = _with_user_flags(statement, store)
+        if not checks_revocation:
+            async with self._request.app.state.sessionmaker() as session:  # connects if it must
+                if await store.is_session_revoked(session, self.claims.session_id):
+                    raise Unauthorized("This token has been revoked")
+        params = params | {"user_id": self.claims.user_id, "session_id": self.claims.session_id}
+        rows = await read.read(engine, params)
+        if rows:
+            _check_user(rows[0][-2:])
+            return [row[:-2] for row in rows]
+        check, _ = _user_check(store)
+        found = await check.read(engine, params)
+        _check_user(found[0] if found else None)
+        return rows
+
+
+@lru_cache(maxsize=1024)
+def _with_user_flags(
+    statement: Select[*tuple[Any, ...]], store: AuthStateStore
+) -> tuple[CompiledRead, bool]:
+    """`statement` with the user's flags as two more columns (one per statement and store)."""
+    flags, checks_revocation = _user_flags(store)
+    return CompiledRead(statement.add_columns(*flags)), checks_revocation
 
 
 AuthenticatedDep = Annotated[Authenticated, Depends(authenticate)]

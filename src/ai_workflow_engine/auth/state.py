@@ -39,6 +39,8 @@ _LOADED_MARKER_SECONDS = 24 * 3600
 
 
 class AuthStateStore(Protocol):
+    def __hash__(self) -> int: ...  # statements built for a store are cached by it
+
     async def revoke_session(self, db: AsyncSession, session_id: str, until: datetime) -> None: ...
 
     async def is_session_revoked(self, db: AsyncSession, session_id: str) -> bool: ...

@@ -12,7 +12,7 @@ import select
 import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from typing import Annotated, Any
 
 import psycopg
@@ -20,7 +20,7 @@ from fastapi import Depends, Request
 from sqlalchemy import DateTime, MetaData, Select, event
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Dialect, Engine
-from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, StatementError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -29,6 +29,7 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
+from sqlalchemy.util import greenlet_spawn
 
 from ai_workflow_engine.core.config import DatabaseSettings
 from ai_workflow_engine.core.errors import AppError
@@ -276,9 +277,26 @@ class CompiledRead:
         if self._sql is None or connection.dialect.name != "postgresql":
             return [tuple(row) for row in await session.execute(self.statement, params)]
         result = await connection.exec_driver_sql(self._sql, params)
-        rows = [tuple(row) for row in result]
+        return self._loaded([tuple(row) for row in result])
+
+    async def read(self, engine: AsyncEngine, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+        """The rows, read outside any session: for a request whose only database work is this
+        one statement.
+
+        On PostgreSQL the statement runs on a connection of the engine's pool, in autocommit (one
+        round trip), through the driver itself: no session, transaction or result objects to
+        build, which cost several times the query. The pool still checks the connection out (its
+        checks, limits and metrics apply) and errors are SQLAlchemy's, as from a session.
+        """
+        if self._sql is None or engine.dialect.name != "postgresql":
+            async with engine.connect() as connection:
+                return [tuple(row) for row in await connection.execute(self.statement, params)]
+        rows, in_utc = await _read_in_autocommit(engine, self._sql, params)
+        return rows if in_utc else self._loaded(rows)
+
+    def _loaded(self, rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
         if self._instants:
-            rows = [self._in_utc(row) for row in rows]
+            return [self._in_utc(row) for row in rows]
         return rows
 
     def _in_utc(self, row: tuple[Any, ...]) -> tuple[Any, ...]:
@@ -287,3 +305,49 @@ class CompiledRead:
             if values[index] is not None:
                 values[index] = values[index].astimezone(UTC)
         return tuple(values)
+
+
+# the names PostgreSQL's TimeZone can have for UTC itself (zones that merely share its offset
+# today may not have shared it in the past)
+_UTC_NAMES = frozenset({"UTC", "Etc/UTC", "Etc/Universal", "Universal", "Etc/Zulu", "Zulu", "UCT"})
+
+
+def _is_utc(zone: tzinfo) -> bool:
+    return zone is UTC or getattr(zone, "key", None) in _UTC_NAMES
+
+
+async def _read_in_autocommit(
+    engine: AsyncEngine, sql: str, params: dict[str, Any]
+) -> tuple[list[tuple[Any, ...]], bool]:
+    """Run `sql` on a pooled psycopg connection switched to autocommit for the statement; the
+    rows, and whether the connection's time zone is UTC (its instants are then UTC already)."""
+    # checkout and checkin may wait on the pool or talk to the server: SQLAlchemy does that
+    # inside a greenlet; the statement in between is the driver's own coroutine
+    try:
+        pooled = await greenlet_spawn(engine.sync_engine.pool.connect)
+    except psycopg.Error as exc:  # no connection could be made
+        raise _as_sqlalchemy_error(exc, sql, invalidated=False) from exc
+    connection: psycopg.AsyncConnection[Any] = pooled.driver_connection  # type: ignore[assignment]
+    reusable = False
+    try:
+        await connection.set_autocommit(True)
+        cursor = connection.cursor()
+        await cursor.execute(sql, params)
+        rows: list[tuple[Any, ...]] = await cursor.fetchall()
+        await connection.set_autocommit(False)  # as the pool and the sessions expect it
+        reusable = True
+        return rows, _is_utc(connection.info.timezone)
+    except psycopg.Error as exc:
+        raise _as_sqlalchemy_error(exc, sql, invalidated=True) from exc
+    finally:
+        # a connection that failed, or was left mid-statement by a cancelled request, is closed
+        # rather than handed to the next request
+        await greenlet_spawn(pooled.close if reusable else pooled.invalidate)
+
+
+def _as_sqlalchemy_error(exc: psycopg.Error, sql: str, *, invalidated: bool) -> StatementError:
+    """The driver's error as SQLAlchemy raises it (OperationalError and so on), so that it is
+    answered as any other database error is (see core/errors.py)."""
+    return DBAPIError.instance(
+        sql, None, exc, psycopg.Error, hide_parameters=True, connection_invalidated=invalidated
+    )

@@ -15,10 +15,8 @@ from functools import lru_cache
 from typing import Any, Literal
 
 from sqlalchemy import ColumnElement, Integer, Select, bindparam, select, tuple_, union_all
-from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
-from ai_workflow_engine.core.db import CompiledRead
 from ai_workflow_engine.tasks.models import Task
 from ai_workflow_engine.tasks.schemas import PRIORITY_RANK, TaskListQuery, TaskSort
 
@@ -128,7 +126,7 @@ _FILTERS = ("status", "priority", "task_type", "category_id", "due_after", "due_
 
 
 @lru_cache(maxsize=1024)
-def _page_query(shape: _Shape) -> CompiledRead:
+def _page_query(shape: _Shape) -> ListQuery:
     """The listed columns of one page of the user's tasks, every value a bound parameter."""
     query: ListQuery = select(*LISTED_COLUMNS).where(Task.user_id == bindparam("user_id"))
     given = shape.filters
@@ -151,14 +149,14 @@ def _page_query(shape: _Shape) -> CompiledRead:
     if not ordering.nullable:
         if shape.start == "after_value":
             query = query.where(ordering.beyond_value())
-        return CompiledRead(query.order_by(*ordering.order_by()).limit(size))
+        return query.order_by(*ordering.order_by()).limit(size)
     # Tasks without a due date come last both ways, which no single index scan gives: one part
     # for the dated tasks and one for the others, each an index range in index order, and the
     # page is the first `size` of both (at most 2 x size rows to order).
     undated = query.where(Task.due_at.is_(None))
     if shape.start == "after_null":
         undated = undated.where(ordering.beyond_id())
-        return CompiledRead(undated.order_by(*ordering.index_order()).limit(size))
+        return undated.order_by(*ordering.index_order()).limit(size)
     dated = query.where(Task.due_at.is_not(None))
     if shape.start == "after_value":
         dated = dated.where(ordering.beyond_value())
@@ -172,19 +170,16 @@ def _page_query(shape: _Shape) -> CompiledRead:
         if ordering.descending
         else [first.asc().nulls_last(), tie.asc()]
     )
-    return CompiledRead(select(*page.c).order_by(*order).limit(size))
+    return select(*page.c).order_by(*order).limit(size)
 
 
-async def fetch_page(
-    session: AsyncSession,
-    user_id: int,
-    filters: TaskListQuery,
-    start_after: Position | None,
-    size: int,
-) -> list[ListedTask]:
-    """Up to `size` of the user's tasks matching every filter given, in the order of
-    `filters.sort`, starting after `start_after`."""
-    params: dict[str, Any] = {"user_id": user_id, "size": size}
+def page_query(
+    filters: TaskListQuery, start_after: Position | None, size: int
+) -> tuple[ListQuery, dict[str, Any]]:
+    """The query of up to `size` of the user's tasks matching every filter given, in the order
+    of `filters.sort`, starting after `start_after`, and its parameters: all but `user_id`, the
+    user's id. The statement is built once for each shape of query (see `_Shape`)."""
+    params: dict[str, Any] = {"size": size}
     for name in _FILTERS:
         value = getattr(filters, name)
         if value:  # (ids are >= 1 and instants are true: only absent filters are false)
@@ -200,4 +195,4 @@ async def fetch_page(
         if start_after.value is not None:
             params["after_value"] = start_after.value
     shape = _Shape(filters.sort, start, frozenset(params) & frozenset(_FILTERS))
-    return await _page_query(shape).rows(session, params)
+    return _page_query(shape), params

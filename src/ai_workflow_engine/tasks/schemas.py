@@ -13,6 +13,7 @@ from pydantic import (
     field_validator,
 )
 
+from ai_workflow_engine.core.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from ai_workflow_engine.core.schemas import (
     MAX_ID,
     NO_NUL_PATTERN,
@@ -146,4 +147,15 @@ class TaskListQuery(BaseModel):
         default="-created_at",
         description="Tasks without a due date come last both ways; ties are broken by id, "
         "in the same direction.",
+    )
+
+
+class TaskListParams(TaskListQuery):
+    """The task list's query: its filters and ordering, and the page."""
+
+    limit: int = Field(
+        default=DEFAULT_LIMIT, ge=1, le=MAX_LIMIT, description=f"Page size, 1-{MAX_LIMIT}."
+    )
+    cursor: str | None = Field(
+        default=None, max_length=1024, description="`next_cursor` of the previous page; opaque."
     )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
@@ -19,6 +19,7 @@ from ai_workflow_engine.tasks.models import Task
 from ai_workflow_engine.tasks.repository import (
     LISTED_COLUMNS,
     ListedTask,
+    ListQuery,
     Ordering,
     Position,
     SortValue,
@@ -88,10 +89,13 @@ async def delete_task(session: AsyncSession, task: Task) -> None:
     await session.flush()
 
 
+RowsReader = Callable[[ListQuery, dict[str, Any]], Awaitable[list[ListedTask]]]
+"""Runs a query of the user's rows (binding the user's id as `user_id`) and returns its rows."""
+
+
 async def list_tasks(
-    session: AsyncSession,
+    read: RowsReader,
     codec: CursorCodec,
-    user_id: int,
     filters: TaskListQuery,
     limit: int,
     cursor: str | None,
@@ -101,7 +105,7 @@ async def list_tasks(
     ordering = Ordering.of(filters.sort)
     start_after = _decode_cursor(codec, filters.sort, cursor) if cursor is not None else None
     # one row more than the page tells whether another page follows, in the same query
-    tasks = await repository.fetch_page(session, user_id, filters, start_after, limit + 1)
+    tasks = await read(*repository.page_query(filters, start_after, limit + 1))
     next_cursor = None
     if len(tasks) > limit:
         items = [_listed(task) for task in tasks[:limit]]
