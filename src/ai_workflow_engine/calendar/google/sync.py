@@ -24,13 +24,15 @@ from __future__ import annotations
 
 import operator
 import re
+import sqlite3
 from collections.abc import AsyncGenerator, Callable, Iterable
 from contextlib import aclosing
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import Any, TypeVar, cast
 from zoneinfo import ZoneInfo
 
+import psycopg
 import structlog
 from sqlalchemy import (
     Boolean,
@@ -44,12 +46,14 @@ from sqlalchemy import (
     any_,
     bindparam,
     delete,
+    exists,
     func,
     select,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import CursorResult, Result
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.types import TypeEngine
 
@@ -64,9 +68,6 @@ from ai_workflow_engine.calendar.google.normalize import (
 )
 from ai_workflow_engine.calendar.models import Calendar, CalendarEvent
 from ai_workflow_engine.core.db import utcnow
-
-if TYPE_CHECKING:
-    import psycopg
 
 log = structlog.get_logger(__name__)
 
@@ -179,13 +180,16 @@ async def sync_calendar_fully(
     counts: SyncCounts,
 ) -> None:
     """A full run: afterwards the calendar holds exactly the events Google listed."""
-    generation = await session.scalar(
+    started = await session.execute(
         update(CALENDARS)
         .where(CALENDARS.c.id == calendar.id)
         .values(sync_generation=CALENDARS.c.sync_generation + 1, sync_token=None)
-        .returning(CALENDARS.c.sync_generation)
+        .returning(
+            CALENDARS.c.sync_generation,
+            ~exists().where(EVENTS.c.calendar_id == calendar.id),
+        )
     )
-    assert generation is not None  # the caller holds the calendar's row
+    generation, empty = started.one()  # the caller holds the calendar's row
     token = await _apply_run(
         session,
         calendar,
@@ -193,6 +197,7 @@ async def sync_calendar_fully(
         generation,
         counts,
         mark_seen=True,
+        into_empty=bool(empty),
     )
     vanished = await session.execute(
         delete(EVENTS).where(
@@ -211,6 +216,7 @@ async def _apply_run(
     counts: SyncCounts,
     *,
     mark_seen: bool,
+    into_empty: bool = False,
 ) -> str | None:
     """Apply every page of one run; the run's next sync token (from its last page).
 
@@ -218,6 +224,10 @@ async def _apply_run(
     fetches ahead, so that the next page is parsed while this one is written. Its normalized
     events are let go once in the form the INSERT takes, so that the engine holds one page in one
     form at a time, besides the page under way.
+
+    `into_empty`: a full run into a calendar that held no events when it started. Its pages are
+    written without first reading which of their events are stored (`_insert_into_empty`) for as
+    long as nothing contradicts that.
     """
     token: str | None = None
     # closed at once however the run ends, so that no request is left half-read
@@ -225,6 +235,10 @@ async def _apply_run(
         async for page in pages:
             if page.last:
                 token = page.next_sync_token
+            if page.changes and into_empty:
+                into_empty = await _insert_into_empty(
+                    session, calendar, page.changes, generation, counts
+                )
             if page.changes:
                 # emptied by _apply_page as it goes
                 await _apply_page(
@@ -318,6 +332,63 @@ async def _apply_page(
         counts.deleted += _rowcount(result)
 
 
+async def _insert_into_empty(
+    session: AsyncSession,
+    calendar: CalendarState,
+    changes: dict[str, NormalizedEvent | Deletion],
+    generation: int,
+    counts: SyncCounts,
+) -> bool:
+    """Write a page of a full run into a calendar that was empty when the run started: its events
+    are inserted as they are (COPY on PostgreSQL), its deletions remove what an earlier page of
+    the run stored. True, with `changes` emptied, when done so.
+
+    An event stored already makes the unique key refuse the page, which is then undone (a
+    savepoint) and left in `changes` for `_apply_page`, and False says to go on that way: an
+    event Google listed on two pages of the run, or (PostgreSQL) another sync's events committed
+    after the run found the calendar empty (see `_NewRows`). The new rows take no more memory
+    than the page: on PostgreSQL they share the events' values, and on SQLite the instants are
+    short strings.
+    """
+    new = _NewRows(session, calendar, generation, utcnow())
+    cancelled: list[str] = []
+    for google_id, change in changes.items():
+        if isinstance(change, Deletion):
+            cancelled.append(google_id)
+        else:
+            new.add(change)
+    deleted = 0
+    try:
+        async with session.begin_nested():
+            if new.count:
+                await new.insert(overwrite=False)
+            if cancelled:
+                result = await session.execute(
+                    delete(EVENTS).where(
+                        EVENTS.c.calendar_id == calendar.id,
+                        _among(session, EVENTS.c.google_event_id, cancelled),
+                    )
+                )
+                deleted = _rowcount(result)
+    except (IntegrityError, psycopg.errors.UniqueViolation) as exc:
+        if isinstance(exc, IntegrityError) and not _unique_violation(exc):
+            raise
+        log.info("calendar_sync_page_not_new", calendar_id=calendar.id)
+        return False
+    counts.created += new.count
+    counts.deleted += deleted
+    changes.clear()
+    return True
+
+
+def _unique_violation(exc: IntegrityError) -> bool:
+    """Whether the database refused a row for a unique key (not, say, a foreign key)."""
+    original = exc.orig
+    if isinstance(original, sqlite3.IntegrityError):
+        return original.sqlite_errorname == "SQLITE_CONSTRAINT_UNIQUE"
+    return isinstance(original, psycopg.errors.UniqueViolation)
+
+
 def _among(
     session: AsyncSession, column: ColumnElement[Any], values: Iterable[Any]
 ) -> ColumnElement[bool]:
@@ -384,7 +455,13 @@ class _NewRows:
             )
         )
 
-    async def insert(self) -> None:
+    async def insert(self, *, overwrite: bool = True) -> None:
+        """Insert the rows; `overwrite=False`: none of them may be stored already, so they are
+        inserted without conflict handling (one PostgreSQL COPY: no per-row speculative
+        insertion, no arrays to unnest), and a stored one fails the statement."""
+        if not overwrite:
+            await self._insert_all_new()
+            return
         if self._postgresql:
             shared = {
                 "user_id": self._calendar.user_id,
@@ -407,6 +484,25 @@ class _NewRows:
         else:
             connection = await self._session.connection()
             await connection.exec_driver_sql(_SQLITE_INSERT_NEW, self._rows)
+
+    async def _insert_all_new(self) -> None:
+        connection = await self._session.connection()
+        if not self._postgresql:
+            await connection.exec_driver_sql(_SQLITE_INSERT_ALL_NEW, self._rows)
+            return
+        raw = await connection.get_raw_connection()
+        driver = cast("psycopg.AsyncConnection[Any]", raw.driver_connection)
+        shared = (
+            self._calendar.user_id,
+            self._calendar.id,
+            self._generation,
+            self._now,
+            self._now,
+        )
+        async with driver.cursor() as cursor, cursor.copy(_PG_COPY_NEW) as copy:
+            copy.set_types(_PG_COPY_TYPES)
+            for row in self._rows:
+                await copy.write_row(shared + row)
 
 
 _Insert = TypeVar("_Insert", postgresql.Insert, sqlite.Insert)
@@ -442,10 +538,10 @@ _SQLITE_COLUMNS = (
 )
 
 
-def _sqlite_insert_new() -> str:
-    statement = _on_conflict_overwrite(
-        sqlite.insert(EVENTS).values({name: bindparam(name) for name in _SQLITE_COLUMNS})
-    )
+def _sqlite_insert_new(*, overwrite: bool) -> str:
+    statement = sqlite.insert(EVENTS).values({name: bindparam(name) for name in _SQLITE_COLUMNS})
+    if overwrite:
+        statement = _on_conflict_overwrite(statement)
     compiled = statement.compile(dialect=sqlite.dialect())
     assert tuple(compiled.positiontup or ()) == _SQLITE_COLUMNS
     return str(compiled)
@@ -519,7 +615,30 @@ _NO_OFFSET = timedelta(0)
 _PSYCOPG = postgresql.psycopg.dialect()  # type: ignore[no-untyped-call]
 # every parameter in binary format (`%(name)b`)
 _PG_INSERT_NEW = re.sub(r"%\((\w+)\)s", r"%(\1)b", str(_pg_insert_new().compile(dialect=_PSYCOPG)))
-_SQLITE_INSERT_NEW = _sqlite_insert_new()
+_SQLITE_INSERT_NEW = _sqlite_insert_new(overwrite=True)
+_SQLITE_INSERT_ALL_NEW = _sqlite_insert_new(overwrite=False)
+
+# PostgreSQL's names of the types of `_PG_ARRAY_COLUMNS`, as psycopg looks up their dumpers
+_PG_TYPE_NAMES: dict[type[TypeEngine[Any]], str] = {
+    Text: "text",
+    Boolean: "bool",
+    DateTime: "timestamptz",
+    Date: "date",
+}
+# COPY of new rows: the shared values, then the per-event ones in `_pg_row` order
+_PG_COPY_COLUMNS = (
+    ("user_id", "int4"),
+    ("calendar_id", "int4"),
+    ("sync_generation", "int4"),
+    ("created_at", "timestamptz"),
+    ("updated_at", "timestamptz"),
+    *((name, _PG_TYPE_NAMES[type(type_)]) for name, type_ in _PG_ARRAY_COLUMNS),
+)
+_PG_COPY_TYPES = [type_ for _, type_ in _PG_COPY_COLUMNS]
+_PG_COPY_NEW = (
+    f"COPY {EVENTS.name} ({', '.join(name for name, _ in _PG_COPY_COLUMNS)}) "
+    "FROM STDIN (FORMAT BINARY)"
+)
 
 
 def _update_changed() -> Update:
