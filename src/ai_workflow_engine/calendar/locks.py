@@ -1,9 +1,10 @@
 """One calendar sync per user at a time, across every process of the deployment.
 
 - With Redis configured: a Redis lock (SET NX with an expiry, released only by its owner).
-- Without: a lease row in `sync_locks`, written and removed in its own short committed
-  transaction, so that other processes see it while the sync's own transaction is still open.
-  A lease whose process died expires and is taken over.
+- Without: a lease row in `sync_locks`, written and removed by statements of their own, outside
+  the sync's transaction (in autocommit: one round trip each, no BEGIN and COMMIT), so that other
+  processes see it while the sync's own transaction is still open. A lease whose process died
+  expires and is taken over.
 - On SQLite every transaction begins IMMEDIATE (core/db.py): the sync's transaction holds the
   database's write lock from its start to its end, which already excludes any other sync, and a
   lease written by a second transaction would only wait for the sync's own. There, holding the
@@ -110,7 +111,7 @@ class UserSyncLock:
     @asynccontextmanager
     async def _lease_row(self, user_id: int) -> AsyncIterator[None]:
         owner = str(uuid.uuid4())
-        async with self._sessionmaker() as session, session.begin():
+        async with self._autocommit() as session:
             now = utcnow()
             expires_at = now + timedelta(seconds=self._lease)
             taken = await session.scalar(
@@ -132,7 +133,15 @@ class UserSyncLock:
         try:
             yield
         finally:
-            async with self._sessionmaker() as session, session.begin():
+            async with self._autocommit() as session:
                 await session.execute(
                     delete(LOCKS).where(LOCKS.c.user_id == user_id, LOCKS.c.owner == owner)
                 )
+
+    @asynccontextmanager
+    async def _autocommit(self) -> AsyncIterator[AsyncSession]:
+        """A session whose statements each commit on their own (each one is atomic, and the
+        lease needs no more)."""
+        async with self._sessionmaker() as session:
+            await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+            yield session
