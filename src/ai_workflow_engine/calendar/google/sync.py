@@ -55,6 +55,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import CursorResult, Result
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.elements import ClauseElement
 from sqlalchemy.types import TypeEngine
 
 from ai_workflow_engine.calendar.google.client import SyncTokenExpired
@@ -289,6 +290,11 @@ async def _apply_page(
 ) -> None:
     """Write one page's changes; `changes` is emptied, its new events turned into the INSERT's
     values as it goes (so that only one form of them is held while the next page arrives)."""
+    if all(type(change) is Deletion for change in changes.values()):
+        # nothing to compare: the deletions go by their Google ids, without reading them first
+        counts.deleted += await _delete_listed(session, calendar, changes)
+        changes.clear()
+        return
     rows = await session.execute(
         select(EVENTS.c.google_event_id, EVENTS.c.id, EVENTS.c.content_hash).where(
             EVENTS.c.calendar_id == calendar.id, _among(session, EVENTS.c.google_event_id, changes)
@@ -297,7 +303,7 @@ async def _apply_page(
     stored: dict[str, tuple[int, str]] = {row[0]: (row[1], row[2]) for row in rows}
     now = utcnow()
     new = _NewRows(session, calendar, generation, now)
-    changed: list[dict[str, Any]] = []
+    changed: list[tuple[int, NormalizedEvent]] = []
     unchanged: list[int] = []
     cancelled: list[int] = []
     while changes:
@@ -309,8 +315,7 @@ async def _apply_page(
         elif found is None:
             new.add(change)
         elif found[1] != change.content_hash:
-            values = {**change.stored_values(), "sync_generation": generation, "updated_at": now}
-            changed.append({**{f"new_{k}": v for k, v in values.items()}, "row_id": found[0]})
+            changed.append((found[0], change))
         else:
             unchanged.append(found[0])
 
@@ -318,7 +323,7 @@ async def _apply_page(
         await new.insert()
         counts.created += new.count
     if changed:
-        await session.execute(_update_changed(), changed)
+        await _update_changed(session, changed, generation, now)
         counts.updated += len(changed)
     if unchanged and mark_seen:
         # seen by this run, otherwise untouched (updated_at kept against the column's onupdate)
@@ -363,13 +368,7 @@ async def _insert_into_empty(
             if new.count:
                 await new.insert(overwrite=False)
             if cancelled:
-                result = await session.execute(
-                    delete(EVENTS).where(
-                        EVENTS.c.calendar_id == calendar.id,
-                        _among(session, EVENTS.c.google_event_id, cancelled),
-                    )
-                )
-                deleted = _rowcount(result)
+                deleted = await _delete_listed(session, calendar, cancelled)
     except (IntegrityError, psycopg.errors.UniqueViolation) as exc:
         if isinstance(exc, IntegrityError) and not _unique_violation(exc):
             raise
@@ -379,6 +378,19 @@ async def _insert_into_empty(
     counts.deleted += deleted
     changes.clear()
     return True
+
+
+async def _delete_listed(
+    session: AsyncSession, calendar: CalendarState, google_ids: Iterable[str]
+) -> int:
+    """Delete the calendar's events with these Google ids; how many there were."""
+    result = await session.execute(
+        delete(EVENTS).where(
+            EVENTS.c.calendar_id == calendar.id,
+            _among(session, EVENTS.c.google_event_id, google_ids),
+        )
+    )
+    return _rowcount(result)
 
 
 def _unique_violation(exc: IntegrityError) -> bool:
@@ -469,29 +481,22 @@ class _NewRows:
                 "sync_generation": self._generation,
                 "now": self._now,
             }
-            # psycopg directly, for its binary format: dumping the arrays as text would quote and
-            # escape every value (the statement still runs in the session's transaction)
-            connection = await self._session.connection()
-            raw = await connection.get_raw_connection()
-            driver = cast("psycopg.AsyncConnection[Any]", raw.driver_connection)
-            async with driver.cursor() as cursor:
-                columns = zip(*self._rows, strict=True)
-                arrays = {
-                    name: list(values)
-                    for (name, _), values in zip(_PG_ARRAY_COLUMNS, columns, strict=True)
-                }
-                await cursor.execute(_PG_INSERT_NEW, {**shared, **arrays})
+            columns = zip(*self._rows, strict=True)
+            arrays = {
+                name: list(values)
+                for (name, _), values in zip(_PG_ARRAY_COLUMNS, columns, strict=True)
+            }
+            await _pg_execute(self._session, _PG_INSERT_NEW, {**shared, **arrays})
         else:
             connection = await self._session.connection()
             await connection.exec_driver_sql(_SQLITE_INSERT_NEW, self._rows)
 
     async def _insert_all_new(self) -> None:
-        connection = await self._session.connection()
         if not self._postgresql:
+            connection = await self._session.connection()
             await connection.exec_driver_sql(_SQLITE_INSERT_ALL_NEW, self._rows)
             return
-        raw = await connection.get_raw_connection()
-        driver = cast("psycopg.AsyncConnection[Any]", raw.driver_connection)
+        driver = await _psycopg_connection(self._session)
         shared = (
             self._calendar.user_id,
             self._calendar.id,
@@ -613,8 +618,15 @@ def _pg_insert_new() -> postgresql.Insert:
 
 _NO_OFFSET = timedelta(0)
 _PSYCOPG = postgresql.psycopg.dialect()  # type: ignore[no-untyped-call]
-# every parameter in binary format (`%(name)b`)
-_PG_INSERT_NEW = re.sub(r"%\((\w+)\)s", r"%(\1)b", str(_pg_insert_new().compile(dialect=_PSYCOPG)))
+
+
+def _for_psycopg_binary(statement: ClauseElement) -> str:
+    """The statement in psycopg's SQL (`%(name)s` parameters, `::type` casts), with every
+    parameter sent in binary format (`%(name)b`)."""
+    return re.sub(r"%\((\w+)\)s", r"%(\1)b", str(statement.compile(dialect=_PSYCOPG)))
+
+
+_PG_INSERT_NEW = _for_psycopg_binary(_pg_insert_new())
 _SQLITE_INSERT_NEW = _sqlite_insert_new(overwrite=True)
 _SQLITE_INSERT_ALL_NEW = _sqlite_insert_new(overwrite=False)
 
@@ -641,13 +653,79 @@ _PG_COPY_NEW = (
 )
 
 
-def _update_changed() -> Update:
+async def _update_changed(
+    session: AsyncSession,
+    changed: list[tuple[int, NormalizedEvent]],
+    generation: int,
+    now: datetime,
+) -> None:
+    """Rewrite the changed events (row id, new version): on PostgreSQL one statement for all of
+    them (arrays in binary, as the INSERT of new rows), on SQLite an UPDATE per event."""
+    if session.get_bind().dialect.name == "postgresql":
+        arrays: dict[str, Any] = {"row_id": [row_id for row_id, _ in changed]}
+        columns = zip(*(_pg_row(event) for _, event in changed), strict=True)
+        for (name, _), values in zip(_PG_ARRAY_COLUMNS, columns, strict=True):
+            if name in _REWRITTEN:
+                arrays[name] = list(values)
+        shared = {"sync_generation": generation, "now": now}
+        await _pg_execute(session, _PG_UPDATE_CHANGED, {**shared, **arrays})
+        return
+    shared = {"new_sync_generation": generation, "new_updated_at": now}
+    await session.execute(
+        _UPDATE_CHANGED,
+        [
+            {
+                **{f"new_{name}": value for name, value in event.stored_values().items()},
+                **shared,
+                "row_id": row_id,
+            }
+            for row_id, event in changed
+        ],
+    )
+
+
+def _update_changed_one_by_one() -> Update:
     """UPDATE of one changed event per parameter set (`row_id` and `new_<column>` values)."""
     return (
         update(EVENTS)
         .where(EVENTS.c.id == bindparam("row_id"))
         .values({name: bindparam(f"new_{name}", type_=EVENTS.c[name].type) for name in _REWRITTEN})
     )
+
+
+def _pg_update_changed() -> Update:
+    """UPDATE ... FROM unnest(<row ids>, <one array per rewritten column>), with the shared
+    values (generation, time) bound once."""
+    arrays = [("row_id", Integer()), *(c for c in _PG_ARRAY_COLUMNS if c[0] in _REWRITTEN)]
+    rows = (
+        func.unnest(*(bindparam(name, type_=postgresql.ARRAY(type_)) for name, type_ in arrays))
+        .table_valued(*(name for name, _ in arrays))
+        .render_derived(name="page_rows")
+    )
+    values: dict[str, Any] = {name: rows.c[name] for name, _ in arrays[1:]}
+    values["sync_generation"] = bindparam("sync_generation", type_=Integer())
+    values["updated_at"] = bindparam("now", type_=DateTime(timezone=True))
+    assert set(values) == set(_REWRITTEN)
+    return update(EVENTS).where(EVENTS.c.id == rows.c.row_id).values(values)
+
+
+_UPDATE_CHANGED = _update_changed_one_by_one()
+_PG_UPDATE_CHANGED = _for_psycopg_binary(_pg_update_changed())
+
+
+async def _psycopg_connection(session: AsyncSession) -> psycopg.AsyncConnection[Any]:
+    """The psycopg connection under the session's (its transaction is the session's)."""
+    connection = await session.connection()
+    raw = await connection.get_raw_connection()
+    return cast("psycopg.AsyncConnection[Any]", raw.driver_connection)
+
+
+async def _pg_execute(session: AsyncSession, sql: str, params: dict[str, Any]) -> None:
+    """A statement of `_for_psycopg_binary` run by psycopg directly, for its binary format:
+    dumping the arrays as text would quote and escape every value."""
+    driver = await _psycopg_connection(session)
+    async with driver.cursor() as cursor:
+        await cursor.execute(sql, params)
 
 
 async def _store_token(session: AsyncSession, calendar_id: int, token: str | None) -> None:
