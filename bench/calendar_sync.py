@@ -260,6 +260,10 @@ def _scratch_database(url: str | None) -> Iterator[str | None]:
             connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'.encode())
 
 
+def _verdict(ok: bool) -> str:
+    return "PASS" if ok else "FAIL"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=10_000)
@@ -277,17 +281,19 @@ def main() -> int:
         figures_memory = memory(args.memory_events, database) if args.memory_events else None
     print(f"calendar sync benchmark on {figures['backend']}")
     print(
-        f"  full sync of {figures['events']} events: {figures['full_sync_seconds']} s; "
-        f"download only: {figures['download_seconds']} s; "
-        f"ratio {figures['full_vs_download']}x (target <= 2x)"
+        f"  {_verdict(figures['full_vs_download'] <= 2)}  full sync of {figures['events']} "
+        f"events: {figures['full_sync_seconds']} s; download only: "
+        f"{figures['download_seconds']} s; ratio {figures['full_vs_download']}x (target <= 2x)"
     )
     print(
-        f"  incremental sync of 10 changes: {figures['incremental_seconds']} s; "
-        f"ratio to full {figures['incremental_vs_full']:.2%} (target <= 5%)"
+        f"  {_verdict(figures['incremental_vs_full'] <= 0.05)}  incremental sync of 10 changes: "
+        f"{figures['incremental_seconds']} s; ratio to full "
+        f"{figures['incremental_vs_full']:.2%} (target <= 5%)"
     )
     if figures_memory:
         print(
-            f"  full sync of {figures_memory['events']} events: peak memory growth "
+            f"  {_verdict(figures_memory['growth_mb'] < 50)}  full sync of "
+            f"{figures_memory['events']} events: peak memory growth "
             f"{figures_memory['growth_mb']} MB (target < 50 MB)"
         )
     print(json.dumps({"speed": figures, "memory": figures_memory}))

@@ -17,7 +17,13 @@ Writes are statements in bulk, one round of them per page (one SELECT of the pag
 hashes, one INSERT of new rows, one UPDATE of changed rows, one UPDATE marking unchanged rows of a
 full run, one DELETE of cancelled rows): nothing enters the ORM identity map, so memory depends on
 the page size, not on the size of the calendar. The INSERT, the bulk of a full run, goes to the
-driver with its values already converted (see `_NewRows`).
+driver with its values already converted (see `_NewRows`); on PostgreSQL so does the UPDATE of
+changed rows (one statement over arrays). Two shortcuts skip the SELECT:
+
+- a full run into a calendar that held no events (the first sync, a calendar newly selected)
+  inserts its pages as they come, on PostgreSQL with COPY, for as long as the unique key does not
+  refuse a row (`_insert_into_empty`);
+- a page of nothing but deletions deletes by Google id.
 """
 
 from __future__ import annotations
@@ -420,8 +426,9 @@ class _NewRows:
     keeps them). The unique key means never a second copy.
 
     PostgreSQL gets the page as one statement whose rows come from `unnest` of one array per
-    column (sent in psycopg's binary format); SQLite (in-process, where a statement per row costs
-    little) the driver's executemany of values already in their stored form. Either way
+    column (sent in psycopg's binary format), or, when none of them can be stored already, as
+    one binary COPY; SQLite (in-process, where a statement per row costs little) the driver's
+    executemany of values already in their stored form. Either way
     SQLAlchemy's per-value bind processing (`UTCDateTime` converting every instant of every row)
     is left out: the instants are aware UTC already (from `normalize_event` and `utcnow`).
     """
