@@ -5,6 +5,8 @@
   run starting after a garbage collection;
 - incremental sync of 10 changes in that calendar vs. the full sync (target: at most 5%), the
   best of `--repeat` runs, each after 10 new changes;
+- the runs are interleaved (download, full sync, incremental sync, then again), so that a burst
+  of load from elsewhere on the machine slows a round of all three rather than one of them;
 - peak memory growth of a process doing a full sync of 100,000 events (target: under 50 MB),
   measured in a child process so that nothing else is counted.
 
@@ -166,16 +168,17 @@ async def speed(events: int, repeat: int, database_url: str | None) -> dict[str,
             resources = await _prepare(database_url, standin, stack)
             user_id = await _connect_user(resources, standin)
             await _download_only(resources, standin)  # warm the connection and the stand-in
-            download = min([await _download_only(resources, standin) for _ in range(repeat)])
-            runs = []
+            downloads, runs, increments = [], [], []
+            # interleaved, so that a burst of load from elsewhere on the machine slows one round
+            # of all three rather than all the runs of one of them
             for _ in range(repeat):
+                downloads.append(await _download_only(resources, standin))
                 await _forget_events(resources, user_id)
                 runs.append(await _timed_sync(resources, user_id))
-            full, full_result = min(runs, key=lambda run: run[0])
-            increments = []
-            for _ in range(repeat):
                 standin.control.churn_events(updates=10)
                 increments.append(await _timed_sync(resources, user_id))
+            download = min(downloads)
+            full, full_result = min(runs, key=lambda run: run[0])
             incremental, incremental_result = min(increments, key=lambda run: run[0])
     return {
         "events": events,
