@@ -152,13 +152,11 @@ async def test_a_calendar_sync_through_pgbouncer_copies_rewrites_and_deletes(
     pgbouncer: PgBouncer,
 ) -> None:
     """The sync engine's bulk paths through transaction pooling: the COPY into an empty calendar
-    and its savepoint fallback, changes and deletions sent as binary arrays, and the lock lease
-    taken and released in autocommit (on another server connection than the sync's)."""
+    and its savepoint fallback, changes and deletions sent as binary arrays, and the sync lock (a
+    transaction-level advisory lock)."""
     engine = create_engine(DatabaseSettings(database_url=pgbouncer.url("app")))
     sessionmaker = create_sessionmaker(engine)
-    lock = UserSyncLock(
-        redis=None, sessionmaker=sessionmaker, key_prefix="", sync_deadline_seconds=10
-    )
+    lock = UserSyncLock(redis=None, key_prefix="", sync_deadline_seconds=10)
     name = f"bouncer{uuid.uuid4().hex[:8]}"
     try:
         async with sessionmaker() as session, session.begin():
