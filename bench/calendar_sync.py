@@ -41,6 +41,7 @@ from typing import Any
 import psycopg
 from sqlalchemy import delete, make_url, update
 
+import ai_workflow_engine
 from ai_workflow_engine.calendar.autosync import build_sync_clients
 from ai_workflow_engine.calendar.google.calendar_list import refresh_calendar_list
 from ai_workflow_engine.calendar.google.client import GoogleCalendarApi, calendar_events_path
@@ -237,7 +238,10 @@ def memory(events: int, database_url: str | None) -> dict[str, Any]:
     if database_url:
         command += ["--database", database_url]
     root = Path(__file__).resolve().parent.parent
-    env = dict(os.environ, PYTHONPATH=str(root))
+    # the child imports the code this process runs (a worktree's, say), not whatever copy of
+    # the package the interpreter would find first
+    package_root = Path(ai_workflow_engine.__file__).resolve().parent.parent
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(package_root), str(root)]))
     out = subprocess.run(
         command, cwd=root, env=env, capture_output=True, text=True, check=True, timeout=1800
     )
