@@ -28,7 +28,6 @@ changed rows (one statement over arrays). Two shortcuts skip the SELECT:
 
 from __future__ import annotations
 
-import operator
 import re
 import sqlite3
 from collections.abc import AsyncGenerator, Callable, Iterable
@@ -358,7 +357,7 @@ async def _insert_into_empty(
     savepoint) and left in `changes` for `_apply_page`, and False says to go on that way: an
     event Google listed on two pages of the run, or (PostgreSQL) another sync's events committed
     after the run found the calendar empty (see `_NewRows`). The new rows take no more memory
-    than the page: on PostgreSQL they share the events' values, and on SQLite the instants are
+    than the page: on PostgreSQL they are the events themselves, and on SQLite the instants are
     short strings.
     """
     new = _NewRows(session, calendar, generation, utcnow())
@@ -448,7 +447,7 @@ class _NewRows:
     def add(self, event: NormalizedEvent) -> None:
         self.count += 1
         if self._postgresql:
-            self._rows.append(_pg_row(event))
+            self._rows.append(event)  # its fields are the per-event columns, in their order
             return
         instant = _sqlite_instant
         self._rows.append(
@@ -594,7 +593,8 @@ _PG_ARRAY_COLUMNS: tuple[tuple[str, TypeEngine[Any]], ...] = (
 )
 
 
-_pg_row = operator.attrgetter(*(name for name, _ in _PG_ARRAY_COLUMNS))
+# a NormalizedEvent is a PostgreSQL row of new values as it is: its fields are these columns
+assert NormalizedEvent._fields == tuple(name for name, _ in _PG_ARRAY_COLUMNS)
 
 
 def _pg_insert_new() -> postgresql.Insert:
@@ -644,7 +644,7 @@ _PG_TYPE_NAMES: dict[type[TypeEngine[Any]], str] = {
     DateTime: "timestamptz",
     Date: "date",
 }
-# COPY of new rows: the shared values, then the per-event ones in `_pg_row` order
+# COPY of new rows: the shared values, then the per-event ones (a NormalizedEvent's fields)
 _PG_COPY_COLUMNS = (
     ("user_id", "int4"),
     ("calendar_id", "int4"),
@@ -670,7 +670,7 @@ async def _update_changed(
     them (arrays in binary, as the INSERT of new rows), on SQLite an UPDATE per event."""
     if session.get_bind().dialect.name == "postgresql":
         arrays: dict[str, Any] = {"row_id": [row_id for row_id, _ in changed]}
-        columns = zip(*(_pg_row(event) for _, event in changed), strict=True)
+        columns = zip(*(event for _, event in changed), strict=True)
         for (name, _), values in zip(_PG_ARRAY_COLUMNS, columns, strict=True):
             if name in _REWRITTEN:
                 arrays[name] = list(values)
