@@ -6,7 +6,6 @@ from ai_workflow_engine.calendar.models import (
     CalendarEvent,
     GoogleConnection,
     OAuthState,
-    SyncLock,
 )
 from ai_workflow_engine.categories.models import Category
 from ai_workflow_engine.core.db import Base
@@ -27,7 +26,6 @@ __all__ = [
     "OAuthState",
     "RefreshToken",
     "RevokedSession",
-    "SyncLock",
     "Task",
     "User",
     "UserProfile",

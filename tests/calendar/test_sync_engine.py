@@ -221,6 +221,85 @@ async def test_page_without_next_sync_token_leaves_the_next_run_full(app: FastAP
     assert after.sync_token is None
 
 
+async def test_an_incremental_page_of_deletions_only_removes_the_stored_ones(app: FastAPI) -> None:
+    calendar = await make_calendar(app)
+    await run(app, calendar, paged([event("a"), event("b")], 10))
+    deletions = [{"id": "a", "status": "cancelled"}, {"id": "never-stored", "status": "cancelled"}]
+    outcome, after = await run(app, calendar, paged(deletions, 10, "token-2"))
+    assert not outcome.full_sync
+    assert (outcome.counts.created, outcome.counts.updated, outcome.counts.deleted) == (0, 0, 1)
+    assert set(await stored(app, calendar.id)) == {"b"}
+    assert after.sync_token == "token-2"
+
+
+async def test_a_full_run_into_an_empty_calendar_applies_a_later_pages_deletion(
+    app: FastAPI,
+) -> None:
+    calendar = await make_calendar(app)
+    items = [event("a"), event("b"), {"id": "a", "status": "cancelled"}, event("c")]
+    outcome, after = await run(app, calendar, paged(items, 2))
+    assert (outcome.counts.created, outcome.counts.updated, outcome.counts.deleted) == (3, 0, 1)
+    assert set(await stored(app, calendar.id)) == {"b", "c"}
+    assert after.sync_token == "token-1"
+
+
+async def test_a_full_run_into_an_empty_calendar_stores_an_id_relisted_on_a_later_page_once(
+    app: FastAPI,
+) -> None:
+    calendar = await make_calendar(app)
+    items = [
+        event("a", "First"),
+        event("b"),
+        event("c"),
+        event("a", "Second"),  # listed again: its page is applied the general way
+        {"id": "b", "status": "cancelled"},
+        event("d"),
+    ]
+    outcome, after = await run(app, calendar, paged(items, 2))
+    assert (outcome.counts.created, outcome.counts.updated, outcome.counts.deleted) == (4, 1, 1)
+    now = await stored(app, calendar.id)
+    assert set(now) == {"a", "c", "d"}
+    assert now["a"][1] == "Second"
+    assert after.sync_token == "token-1"
+
+
+# PostgreSQL only: on SQLite the sync's transaction holds the database's write lock throughout
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+async def test_events_committed_after_a_full_run_found_the_calendar_empty_are_taken_over(
+    app: FastAPI,
+) -> None:
+    calendar = await make_calendar(app)
+
+    async def pages(
+        sync_token: str | None, prepare: PreparePage
+    ) -> AsyncGenerator[PreparedPage, None]:
+        # the run has found the calendar empty; another sync's transaction (one that released
+        # the per-user lock just before committing) now commits an event of the same calendar
+        async with app.state.sessionmaker() as other, other.begin():
+            other.add(
+                CalendarEvent(
+                    user_id=calendar.user_id,
+                    calendar_id=calendar.id,
+                    google_event_id="a",
+                    title="Theirs",
+                    status="confirmed",
+                    start_at=datetime(2026, 12, 1, 9, tzinfo=UTC),
+                    end_at=datetime(2026, 12, 1, 10, tzinfo=UTC),
+                    content_hash="theirs",
+                )
+            )
+        yield prepare(EventPage([event("a", "Ours"), event("b")], "UTC", "token-1", last=True))
+
+    before = await stored(app, calendar.id)
+    assert before == {}
+    outcome, after = await run(app, calendar, pages)
+    assert (outcome.counts.created, outcome.counts.updated, outcome.counts.deleted) == (1, 1, 0)
+    now = await stored(app, calendar.id)
+    assert set(now) == {"a", "b"}
+    assert now["a"][1] == "Ours"
+    assert after.sync_token == "token-1"
+
+
 class Pages:
     """events.list answered from `bodies`; records what happens, in order, in `calls`."""
 

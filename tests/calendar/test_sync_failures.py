@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from ai_workflow_engine.calendar.models import CalendarEvent, GoogleConnection, SyncLock
+from ai_workflow_engine.calendar.locks import UserSyncLock
+from ai_workflow_engine.calendar.models import CalendarEvent, GoogleConnection
 from ai_workflow_engine.core.db import utcnow
 from tests.calendar.sync_fixtures import (
     CalendarUser,
@@ -243,30 +244,26 @@ async def test_two_syncs_at_once_with_redis(
         assert (await user.synced())["full_sync"] is False
 
 
-# PostgreSQL only: on SQLite the database's write lock is the sync lock (no lease rows)
+# PostgreSQL only: on SQLite the database's write lock is the sync lock
 @pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
-async def test_an_expired_lease_is_taken_over_and_a_live_one_is_respected(
-    sync_env: SyncEnv,
-) -> None:
+async def test_the_sync_lock_lasts_as_long_as_the_holders_transaction(sync_env: SyncEnv) -> None:
     add_events(sync_env, 2)
     user = await sync_env.user()
-    async with sync_env.app.state.sessionmaker() as session, session.begin():
+    async with sync_env.app.state.sessionmaker() as session:
         connection = await session.scalar(select(GoogleConnection))
         assert connection is not None
-        lease = SyncLock(
-            user_id=connection.user_id,
-            owner="crashed-process",
-            expires_at=utcnow() + dt.timedelta(minutes=5),
-        )
-        session.add(lease)
-    assert_problem(await user.sync(), 409, "calendar-sync-in-progress")
-    async with sync_env.app.state.sessionmaker() as session, session.begin():
-        lease = await session.get(SyncLock, connection.user_id)
-        assert lease is not None
-        lease.expires_at = utcnow() - dt.timedelta(seconds=1)
-    assert (await user.synced())["created"] == 2
-    async with sync_env.app.state.sessionmaker() as session:
-        assert await session.scalar(select(func.count()).select_from(SyncLock)) == 0
+    lock = UserSyncLock(redis=None, key_prefix="", sync_deadline_seconds=5)
+    async with sync_env.app.state.sessionmaker() as holder:
+        # a sync of this user in another process, under way
+        async with lock.hold(holder, connection.user_id):
+            assert_problem(await user.sync(), 409, "calendar-sync-in-progress")
+        # returned, but its transaction has not ended: its writes are not visible yet
+        assert_problem(await user.sync(), 409, "calendar-sync-in-progress")
+        await holder.rollback()  # it failed (or its process died): the lock went with it
+        assert (await user.synced())["created"] == 2
+        async with lock.hold(holder, connection.user_id):  # this sync's lock was released too
+            await holder.commit()
+    assert (await user.synced())["full_sync"] is False
 
 
 async def test_sync_runs_are_counted_in_metrics(sync_env: SyncEnv) -> None:

@@ -302,6 +302,15 @@ async def test_all_day_events_keep_their_dates_in_every_user_timezone(sync_env: 
         user = await sync_env.user()
         await user.set_timezone(zone_name)
         await user.synced()
+        async with sync_env.app.state.sessionmaker() as session:
+            stored_start = await session.scalar(
+                select(CalendarEvent.start_at)
+                .where(CalendarEvent.google_event_id == single)
+                .order_by(CalendarEvent.id.desc())  # this user's copy
+                .limit(1)
+            )
+        # stored (for the range index) at local midnight of the zone the sync read
+        assert stored_start == dt.datetime.combine(day, dt.time(), zone)
         events = by_google_id(await user.events())
         for google_id, days in ((single, 1), (multi, 3)):
             event = events[google_id]

@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Awaitable
+from zoneinfo import ZoneInfo
 
 import httpx
 import psycopg
-from sqlalchemy import text
+from sqlalchemy import select, text
 
+from ai_workflow_engine.calendar.google.sync import CalendarSyncOutcome, PageSource, sync_calendar
+from ai_workflow_engine.calendar.locks import UserSyncLock
+from ai_workflow_engine.calendar.models import Calendar, CalendarEvent
 from ai_workflow_engine.core.config import DatabaseSettings
-from ai_workflow_engine.core.db import create_engine
+from ai_workflow_engine.core.db import create_engine, create_sessionmaker
+from ai_workflow_engine.users.models import User
+from tests.calendar.test_sync_engine import event, load_state, paged
 from tests.conftest import make_settings
 from tests.fixtures.pgbouncer import PgBouncer
 from tests.infra.helpers import bearer, login, new_user, register, running_app
@@ -139,3 +146,63 @@ async def test_no_named_prepared_statements_reach_the_server(pgbouncer: PgBounce
     finally:
         with psycopg.connect(pgbouncer.conninfo("single"), autocommit=True) as c:
             c.execute("DEALLOCATE ALL")
+
+
+async def test_a_calendar_sync_through_pgbouncer_copies_rewrites_and_deletes(
+    pgbouncer: PgBouncer,
+) -> None:
+    """The sync engine's bulk paths through transaction pooling: the COPY into an empty calendar
+    and its savepoint fallback, changes and deletions sent as binary arrays, and the sync lock (a
+    transaction-level advisory lock)."""
+    engine = create_engine(DatabaseSettings(database_url=pgbouncer.url("app")))
+    sessionmaker = create_sessionmaker(engine)
+    lock = UserSyncLock(redis=None, key_prefix="", sync_deadline_seconds=10)
+    name = f"bouncer{uuid.uuid4().hex[:8]}"
+    try:
+        async with sessionmaker() as session, session.begin():
+            user = User(
+                email=f"{name}@example.com",
+                email_key=f"{name}@example.com",
+                username=name,
+                username_key=name,
+                password_hash="x",
+            )
+            session.add(user)
+            await session.flush()
+            calendar = Calendar(user_id=user.id, google_calendar_id="primary", selected=True)
+            session.add(calendar)
+            await session.flush()
+            user_id, calendar_id = user.id, calendar.id
+
+        async def sync(pages: PageSource) -> CalendarSyncOutcome:
+            async with sessionmaker() as session, session.begin(), lock.hold(session, user_id):
+                state = await load_state(session, calendar_id)
+                return await sync_calendar(session, state, pages, ZoneInfo("UTC"))
+
+        async def stored() -> dict[str, str | None]:
+            async with sessionmaker() as session:
+                rows = await session.execute(
+                    select(CalendarEvent.google_event_id, CalendarEvent.title).where(
+                        CalendarEvent.calendar_id == calendar_id
+                    )
+                )
+                return {row[0]: row[1] for row in rows}
+
+        async with asyncio.timeout(30):
+            # pages of 3: the third relists e0, so it falls back to the general path
+            full = [event(f"e{n}") for n in range(7)] + [event("e0", "Relisted")]
+            outcome = await sync(paged(full, 3))
+            assert (outcome.counts.created, outcome.counts.updated) == (7, 1)
+            changes = [event("e1", "Changed"), {"id": "e2", "status": "cancelled"}, event("e7")]
+            outcome = await sync(paged(changes, 10, "token-2"))
+            assert not outcome.full_sync
+            counts = outcome.counts
+            assert (counts.created, counts.updated, counts.deleted) == (1, 1, 1)
+            outcome = await sync(paged([{"id": "e3", "status": "cancelled"}], 10, "token-3"))
+            assert outcome.counts.deleted == 1
+            now = await stored()
+        assert set(now) == {"e0", "e1", "e4", "e5", "e6", "e7"}
+        assert (now["e0"], now["e1"]) == ("Relisted", "Changed")
+        assert pgbouncer.clients("app"), "the engine did not go through pgbouncer"
+    finally:
+        await engine.dispose()

@@ -264,7 +264,6 @@ async def test_sync_lock_fails_closed_and_a_lost_release_keeps_the_sync(
     settings = app.state.settings
     lock = UserSyncLock(
         redis=app.state.redis,
-        sessionmaker=app.state.sessionmaker,
         key_prefix=settings.redis.redis_key_prefix,
         sync_deadline_seconds=5,
     )

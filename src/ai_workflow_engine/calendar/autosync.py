@@ -42,7 +42,6 @@ def build_sync_clients(resources: Resources) -> SyncClients:
         tokens=TokenProvider(oauth, resources.token_cipher, settings.google),
         lock=UserSyncLock(
             redis=resources.redis,
-            sessionmaker=resources.sessionmaker,
             key_prefix=settings.redis.redis_key_prefix,
             sync_deadline_seconds=settings.google.google_sync_deadline_seconds,
         ),

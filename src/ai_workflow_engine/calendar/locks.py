@@ -1,50 +1,47 @@
 """One calendar sync per user at a time, across every process of the deployment.
 
 - With Redis configured: a Redis lock (SET NX with an expiry, released only by its owner).
-- Without: a lease row in `sync_locks`, written and removed in its own short committed
-  transaction, so that other processes see it while the sync's own transaction is still open.
-  A lease whose process died expires and is taken over.
+- Without, on PostgreSQL: a transaction-level advisory lock (`pg_try_advisory_xact_lock`) taken
+  in the sync's own transaction: one round trip, nothing written. Every session of the server sees
+  it at once, and the server releases it when that transaction ends (commit, rollback, or the
+  connection going away with a crashed process), so it never outlives the sync's writes. A
+  transaction-level lock is what pgbouncer's transaction pooling allows (a session-level one
+  would stay with a server connection that other clients get next).
 - On SQLite every transaction begins IMMEDIATE (core/db.py): the sync's transaction holds the
-  database's write lock from its start to its end, which already excludes any other sync, and a
-  lease written by a second transaction would only wait for the sync's own. There, holding the
-  lock means making sure the caller's transaction has begun.
+  database's write lock from its start to its end, which already excludes any other sync. There,
+  holding the lock means making sure the caller's transaction has begun.
 
 A lock that cannot be taken answers `SyncInProgress` (409 with Retry-After); Redis being
 unreachable answers 503 before the sync starts. A lock that cannot be released because Redis went
-away meanwhile is left to expire: the finished sync is kept. The lock is released
-when the sync returns, just before its caller commits; a sync that starts in that instant waits on
-the first one's rows and upserts over them (google/sync.py). Whatever happens to locks, the unique
-key (calendar, Google event id) keeps any event from being stored twice.
+away meanwhile is left to expire: the finished sync is kept. The Redis lock is released when the
+sync returns, just before its caller commits; a sync that starts in that instant waits on the
+first one's rows and takes them over (google/sync.py). Whatever happens to locks, the unique key
+(calendar, Google event id) keeps any event from being stored twice.
 """
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import timedelta
-from typing import cast
 
 import structlog
 from redis.asyncio import Redis
 from redis.exceptions import LockError, RedisError
-from sqlalchemy import Table, delete, update
-from sqlalchemy.dialects import postgresql
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from ai_workflow_engine.calendar.errors import SyncInProgress
-from ai_workflow_engine.calendar.models import SyncLock
-from ai_workflow_engine.core.db import utcnow
 from ai_workflow_engine.core.metrics import REDIS_ERRORS, count_redis_errors
 
 log = structlog.get_logger(__name__)
 
-LOCKS = cast("Table", SyncLock.__table__)
-
 # how long a client should wait before asking again while another sync runs
 RETRY_AFTER_SECONDS = 5
-# a lease outlives the longest possible sync by this much (a crashed holder frees it by then)
+# a Redis lock outlives the longest possible sync by this much (a crashed holder frees it by then)
 LEASE_MARGIN_SECONDS = 30.0
+# the first key of PostgreSQL advisory locks on calendar syncs (the second is the user id), so
+# that they cannot collide with advisory locks taken for anything else
+ADVISORY_LOCK_CLASS = 0x63616C31  # "cal1"
 
 
 class UserSyncLock:
@@ -54,12 +51,10 @@ class UserSyncLock:
         self,
         *,
         redis: Redis | None,
-        sessionmaker: async_sessionmaker[AsyncSession],
         key_prefix: str,
         sync_deadline_seconds: float,
     ) -> None:
         self._redis = redis
-        self._sessionmaker = sessionmaker
         self._key_prefix = key_prefix
         self._lease = sync_deadline_seconds + LEASE_MARGIN_SECONDS
 
@@ -76,8 +71,12 @@ class UserSyncLock:
             await session.connection()  # BEGIN IMMEDIATE: the write lock, until commit/rollback
             yield
         else:
-            async with self._lease_row(user_id):
-                yield
+            taken = await session.scalar(
+                select(func.pg_try_advisory_xact_lock(ADVISORY_LOCK_CLASS, user_id))
+            )
+            if not taken:
+                raise SyncInProgress(RETRY_AFTER_SECONDS)
+            yield  # released when the session's transaction ends
 
     @asynccontextmanager
     async def _redis_lock(self, redis: Redis, user_id: int) -> AsyncIterator[None]:
@@ -105,34 +104,4 @@ class UserSyncLock:
                     "calendar_sync_lock_release_failed",
                     user_id=user_id,
                     error_class=type(exc).__name__,
-                )
-
-    @asynccontextmanager
-    async def _lease_row(self, user_id: int) -> AsyncIterator[None]:
-        owner = str(uuid.uuid4())
-        async with self._sessionmaker() as session, session.begin():
-            now = utcnow()
-            expires_at = now + timedelta(seconds=self._lease)
-            taken = await session.scalar(
-                postgresql.insert(LOCKS)
-                .values(user_id=user_id, owner=owner, expires_at=expires_at)
-                .on_conflict_do_nothing(index_elements=["user_id"])
-                .returning(LOCKS.c.owner)
-            )
-            if taken is None:
-                # somebody holds it, or held it and died: only an expired lease is taken over
-                taken = await session.scalar(
-                    update(LOCKS)
-                    .where(LOCKS.c.user_id == user_id, LOCKS.c.expires_at <= now)
-                    .values(owner=owner, expires_at=expires_at)
-                    .returning(LOCKS.c.owner)
-                )
-            if taken is None:
-                raise SyncInProgress(RETRY_AFTER_SECONDS)
-        try:
-            yield
-        finally:
-            async with self._sessionmaker() as session, session.begin():
-                await session.execute(
-                    delete(LOCKS).where(LOCKS.c.user_id == user_id, LOCKS.c.owner == owner)
                 )

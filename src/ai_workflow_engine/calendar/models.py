@@ -133,15 +133,3 @@ Index(
     CalendarEvent.calendar_id,
     CalendarEvent.sync_generation,
 )
-
-
-class SyncLock(Base):
-    """One sync per user at a time when no Redis is configured (a lease that expires)."""
-
-    __tablename__ = "sync_locks"
-
-    user_id: Mapped[int] = mapped_column(
-        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
-    )
-    owner: Mapped[str] = mapped_column(String(36))
-    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -67,7 +67,6 @@ def sync_clients(
     settings: Settings = request.app.state.settings
     lock = UserSyncLock(
         redis=request.app.state.redis,
-        sessionmaker=request.app.state.sessionmaker,
         key_prefix=settings.redis.redis_key_prefix,
         sync_deadline_seconds=settings.google.google_sync_deadline_seconds,
     )

@@ -56,7 +56,7 @@ from ai_workflow_engine.core.config import GoogleSettings
 from ai_workflow_engine.core.db import utcnow
 from ai_workflow_engine.core.errors import AppError, InvalidInput
 from ai_workflow_engine.core.pagination import CursorCodec, Page
-from ai_workflow_engine.settings.service import read_settings, read_timezone
+from ai_workflow_engine.settings.service import read_timezone, timezone_setting
 
 log = structlog.get_logger(__name__)
 
@@ -122,8 +122,7 @@ async def _sync_connection(
 ) -> SyncResult:
     settings = clients.settings
     connection_id = connection.id
-    user_zone = zone_or_utc((await read_settings(session, user_id)).timezone)
-    calendars = await _selected_calendars(session, user_id)
+    calendars, user_zone = await _selected_calendars(session, user_id)
     deadline = time.monotonic() + settings.google_sync_deadline_seconds
     token = clients.tokens.token_source(session, connection)
     counts = SyncCounts()
@@ -169,19 +168,27 @@ async def _sync_connection(
     )
 
 
-async def _selected_calendars(session: AsyncSession, user_id: int) -> list[CalendarState]:
-    rows = await session.execute(
-        select(
-            Calendar.id,
-            Calendar.google_calendar_id,
-            Calendar.time_zone,
-            Calendar.sync_token,
-            Calendar.sync_generation,
+async def _selected_calendars(
+    session: AsyncSession, user_id: int
+) -> tuple[list[CalendarState], ZoneInfo]:
+    """The user's selected calendars, and the zone of the user's `timezone` setting (which
+    places all-day events), read together: one round trip less for every sync."""
+    rows = list(
+        await session.execute(
+            select(
+                Calendar.id,
+                Calendar.google_calendar_id,
+                Calendar.time_zone,
+                Calendar.sync_token,
+                Calendar.sync_generation,
+                timezone_setting(user_id).label("user_timezone"),
+            )
+            .where(Calendar.user_id == user_id, Calendar.selected.is_(True))
+            .order_by(Calendar.id)
         )
-        .where(Calendar.user_id == user_id, Calendar.selected.is_(True))
-        .order_by(Calendar.id)
     )
-    return [
+    user_zone = zone_or_utc(rows[0].user_timezone if rows else None)  # no rows: not needed
+    calendars = [
         CalendarState(
             id=row.id,
             user_id=user_id,
@@ -192,6 +199,7 @@ async def _selected_calendars(session: AsyncSession, user_id: int) -> list[Calen
         )
         for row in rows
     ]
+    return calendars, user_zone
 
 
 def _page_source(

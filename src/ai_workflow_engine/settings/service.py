@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import ColumnElement, bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ai_workflow_engine.core.db import CompiledRead
@@ -43,6 +43,13 @@ async def read_timezone(session: AsyncSession, user_id: int) -> str:
     """The user's `timezone` setting, alone."""
     rows = await _READ_TIMEZONE.rows(session, {"user_id": user_id})
     return str(rows[0][0]) if rows else str(_DEFAULTS["timezone"])
+
+
+def timezone_setting(user_id: int) -> ColumnElement[str]:
+    """The user's `timezone` setting (the default for a user who never saved any) as a scalar
+    subquery, for a query of another domain that needs it along with its own rows."""
+    stored = select(UserSettings.timezone).where(UserSettings.user_id == user_id)
+    return func.coalesce(stored.scalar_subquery(), str(_DEFAULTS["timezone"]))
 
 
 async def replace_settings(

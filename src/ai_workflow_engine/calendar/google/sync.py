@@ -17,20 +17,27 @@ Writes are statements in bulk, one round of them per page (one SELECT of the pag
 hashes, one INSERT of new rows, one UPDATE of changed rows, one UPDATE marking unchanged rows of a
 full run, one DELETE of cancelled rows): nothing enters the ORM identity map, so memory depends on
 the page size, not on the size of the calendar. The INSERT, the bulk of a full run, goes to the
-driver with its values already converted (see `_NewRows`).
+driver with its values already converted (see `_NewRows`); on PostgreSQL so does the UPDATE of
+changed rows (one statement over arrays). Two shortcuts skip the SELECT:
+
+- a full run into a calendar that held no events (the first sync, a calendar newly selected)
+  inserts its pages as they come, on PostgreSQL with COPY, for as long as the unique key does not
+  refuse a row (`_insert_into_empty`);
+- a page of nothing but deletions deletes by Google id.
 """
 
 from __future__ import annotations
 
-import operator
 import re
+import sqlite3
 from collections.abc import AsyncGenerator, Callable, Iterable
 from contextlib import aclosing
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import Any, TypeVar, cast
 from zoneinfo import ZoneInfo
 
+import psycopg
 import structlog
 from sqlalchemy import (
     Boolean,
@@ -44,13 +51,16 @@ from sqlalchemy import (
     any_,
     bindparam,
     delete,
+    exists,
     func,
     select,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import CursorResult, Result
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.elements import ClauseElement
 from sqlalchemy.types import TypeEngine
 
 from ai_workflow_engine.calendar.google.client import SyncTokenExpired
@@ -64,9 +74,6 @@ from ai_workflow_engine.calendar.google.normalize import (
 )
 from ai_workflow_engine.calendar.models import Calendar, CalendarEvent
 from ai_workflow_engine.core.db import utcnow
-
-if TYPE_CHECKING:
-    import psycopg
 
 log = structlog.get_logger(__name__)
 
@@ -179,13 +186,16 @@ async def sync_calendar_fully(
     counts: SyncCounts,
 ) -> None:
     """A full run: afterwards the calendar holds exactly the events Google listed."""
-    generation = await session.scalar(
+    started = await session.execute(
         update(CALENDARS)
         .where(CALENDARS.c.id == calendar.id)
         .values(sync_generation=CALENDARS.c.sync_generation + 1, sync_token=None)
-        .returning(CALENDARS.c.sync_generation)
+        .returning(
+            CALENDARS.c.sync_generation,
+            ~exists().where(EVENTS.c.calendar_id == calendar.id),
+        )
     )
-    assert generation is not None  # the caller holds the calendar's row
+    generation, empty = started.one()  # the caller holds the calendar's row
     token = await _apply_run(
         session,
         calendar,
@@ -193,6 +203,7 @@ async def sync_calendar_fully(
         generation,
         counts,
         mark_seen=True,
+        into_empty=bool(empty),
     )
     vanished = await session.execute(
         delete(EVENTS).where(
@@ -211,6 +222,7 @@ async def _apply_run(
     counts: SyncCounts,
     *,
     mark_seen: bool,
+    into_empty: bool = False,
 ) -> str | None:
     """Apply every page of one run; the run's next sync token (from its last page).
 
@@ -218,6 +230,10 @@ async def _apply_run(
     fetches ahead, so that the next page is parsed while this one is written. Its normalized
     events are let go once in the form the INSERT takes, so that the engine holds one page in one
     form at a time, besides the page under way.
+
+    `into_empty`: a full run into a calendar that held no events when it started. Its pages are
+    written without first reading which of their events are stored (`_insert_into_empty`) for as
+    long as nothing contradicts that.
     """
     token: str | None = None
     # closed at once however the run ends, so that no request is left half-read
@@ -225,6 +241,10 @@ async def _apply_run(
         async for page in pages:
             if page.last:
                 token = page.next_sync_token
+            if page.changes and into_empty:
+                into_empty = await _insert_into_empty(
+                    session, calendar, page.changes, generation, counts
+                )
             if page.changes:
                 # emptied by _apply_page as it goes
                 await _apply_page(
@@ -275,6 +295,11 @@ async def _apply_page(
 ) -> None:
     """Write one page's changes; `changes` is emptied, its new events turned into the INSERT's
     values as it goes (so that only one form of them is held while the next page arrives)."""
+    if all(type(change) is Deletion for change in changes.values()):
+        # nothing to compare: the deletions go by their Google ids, without reading them first
+        counts.deleted += await _delete_listed(session, calendar, changes)
+        changes.clear()
+        return
     rows = await session.execute(
         select(EVENTS.c.google_event_id, EVENTS.c.id, EVENTS.c.content_hash).where(
             EVENTS.c.calendar_id == calendar.id, _among(session, EVENTS.c.google_event_id, changes)
@@ -283,7 +308,7 @@ async def _apply_page(
     stored: dict[str, tuple[int, str]] = {row[0]: (row[1], row[2]) for row in rows}
     now = utcnow()
     new = _NewRows(session, calendar, generation, now)
-    changed: list[dict[str, Any]] = []
+    changed: list[tuple[int, NormalizedEvent]] = []
     unchanged: list[int] = []
     cancelled: list[int] = []
     while changes:
@@ -295,8 +320,7 @@ async def _apply_page(
         elif found is None:
             new.add(change)
         elif found[1] != change.content_hash:
-            values = {**change.stored_values(), "sync_generation": generation, "updated_at": now}
-            changed.append({**{f"new_{k}": v for k, v in values.items()}, "row_id": found[0]})
+            changed.append((found[0], change))
         else:
             unchanged.append(found[0])
 
@@ -304,7 +328,7 @@ async def _apply_page(
         await new.insert()
         counts.created += new.count
     if changed:
-        await session.execute(_update_changed(), changed)
+        await _update_changed(session, changed, generation, now)
         counts.updated += len(changed)
     if unchanged and mark_seen:
         # seen by this run, otherwise untouched (updated_at kept against the column's onupdate)
@@ -316,6 +340,70 @@ async def _apply_page(
     if cancelled:
         result = await session.execute(delete(EVENTS).where(EVENTS.c.id.in_(cancelled)))
         counts.deleted += _rowcount(result)
+
+
+async def _insert_into_empty(
+    session: AsyncSession,
+    calendar: CalendarState,
+    changes: dict[str, NormalizedEvent | Deletion],
+    generation: int,
+    counts: SyncCounts,
+) -> bool:
+    """Write a page of a full run into a calendar that was empty when the run started: its events
+    are inserted as they are (COPY on PostgreSQL), its deletions remove what an earlier page of
+    the run stored. True, with `changes` emptied, when done so.
+
+    An event stored already makes the unique key refuse the page, which is then undone (a
+    savepoint) and left in `changes` for `_apply_page`, and False says to go on that way: an
+    event Google listed on two pages of the run, or (PostgreSQL) another sync's events committed
+    after the run found the calendar empty (see `_NewRows`). The new rows take no more memory
+    than the page: on PostgreSQL they are the events themselves, and on SQLite the instants are
+    short strings.
+    """
+    new = _NewRows(session, calendar, generation, utcnow())
+    cancelled: list[str] = []
+    for google_id, change in changes.items():
+        if isinstance(change, Deletion):
+            cancelled.append(google_id)
+        else:
+            new.add(change)
+    deleted = 0
+    try:
+        async with session.begin_nested():
+            if new.count:
+                await new.insert(overwrite=False)
+            if cancelled:
+                deleted = await _delete_listed(session, calendar, cancelled)
+    except (IntegrityError, psycopg.errors.UniqueViolation) as exc:
+        if isinstance(exc, IntegrityError) and not _unique_violation(exc):
+            raise
+        log.info("calendar_sync_page_not_new", calendar_id=calendar.id)
+        return False
+    counts.created += new.count
+    counts.deleted += deleted
+    changes.clear()
+    return True
+
+
+async def _delete_listed(
+    session: AsyncSession, calendar: CalendarState, google_ids: Iterable[str]
+) -> int:
+    """Delete the calendar's events with these Google ids; how many there were."""
+    result = await session.execute(
+        delete(EVENTS).where(
+            EVENTS.c.calendar_id == calendar.id,
+            _among(session, EVENTS.c.google_event_id, google_ids),
+        )
+    )
+    return _rowcount(result)
+
+
+def _unique_violation(exc: IntegrityError) -> bool:
+    """Whether the database refused a row for a unique key (not, say, a foreign key)."""
+    original = exc.orig
+    if isinstance(original, sqlite3.IntegrityError):
+        return original.sqlite_errorname == "SQLITE_CONSTRAINT_UNIQUE"
+    return isinstance(original, psycopg.errors.UniqueViolation)
 
 
 def _among(
@@ -337,8 +425,9 @@ class _NewRows:
     keeps them). The unique key means never a second copy.
 
     PostgreSQL gets the page as one statement whose rows come from `unnest` of one array per
-    column (sent in psycopg's binary format); SQLite (in-process, where a statement per row costs
-    little) the driver's executemany of values already in their stored form. Either way
+    column (sent in psycopg's binary format), or, when none of them can be stored already, as
+    one binary COPY; SQLite (in-process, where a statement per row costs little) the driver's
+    executemany of values already in their stored form. Either way
     SQLAlchemy's per-value bind processing (`UTCDateTime` converting every instant of every row)
     is left out: the instants are aware UTC already (from `normalize_event` and `utcnow`).
     """
@@ -358,7 +447,7 @@ class _NewRows:
     def add(self, event: NormalizedEvent) -> None:
         self.count += 1
         if self._postgresql:
-            self._rows.append(_pg_row(event))
+            self._rows.append(event)  # its fields are the per-event columns, in their order
             return
         instant = _sqlite_instant
         self._rows.append(
@@ -384,7 +473,13 @@ class _NewRows:
             )
         )
 
-    async def insert(self) -> None:
+    async def insert(self, *, overwrite: bool = True) -> None:
+        """Insert the rows; `overwrite=False`: none of them may be stored already, so they are
+        inserted without conflict handling (one PostgreSQL COPY: no per-row speculative
+        insertion, no arrays to unnest), and a stored one fails the statement."""
+        if not overwrite:
+            await self._insert_all_new()
+            return
         if self._postgresql:
             shared = {
                 "user_id": self._calendar.user_id,
@@ -392,21 +487,33 @@ class _NewRows:
                 "sync_generation": self._generation,
                 "now": self._now,
             }
-            # psycopg directly, for its binary format: dumping the arrays as text would quote and
-            # escape every value (the statement still runs in the session's transaction)
-            connection = await self._session.connection()
-            raw = await connection.get_raw_connection()
-            driver = cast("psycopg.AsyncConnection[Any]", raw.driver_connection)
-            async with driver.cursor() as cursor:
-                columns = zip(*self._rows, strict=True)
-                arrays = {
-                    name: list(values)
-                    for (name, _), values in zip(_PG_ARRAY_COLUMNS, columns, strict=True)
-                }
-                await cursor.execute(_PG_INSERT_NEW, {**shared, **arrays})
+            columns = zip(*self._rows, strict=True)
+            arrays = {
+                name: list(values)
+                for (name, _), values in zip(_PG_ARRAY_COLUMNS, columns, strict=True)
+            }
+            await _pg_execute(self._session, _PG_INSERT_NEW, {**shared, **arrays})
         else:
             connection = await self._session.connection()
             await connection.exec_driver_sql(_SQLITE_INSERT_NEW, self._rows)
+
+    async def _insert_all_new(self) -> None:
+        if not self._postgresql:
+            connection = await self._session.connection()
+            await connection.exec_driver_sql(_SQLITE_INSERT_ALL_NEW, self._rows)
+            return
+        driver = await _psycopg_connection(self._session)
+        shared = (
+            self._calendar.user_id,
+            self._calendar.id,
+            self._generation,
+            self._now,
+            self._now,
+        )
+        async with driver.cursor() as cursor, cursor.copy(_PG_COPY_NEW) as copy:
+            copy.set_types(_PG_COPY_TYPES)
+            for row in self._rows:
+                await copy.write_row(shared + row)
 
 
 _Insert = TypeVar("_Insert", postgresql.Insert, sqlite.Insert)
@@ -442,10 +549,10 @@ _SQLITE_COLUMNS = (
 )
 
 
-def _sqlite_insert_new() -> str:
-    statement = _on_conflict_overwrite(
-        sqlite.insert(EVENTS).values({name: bindparam(name) for name in _SQLITE_COLUMNS})
-    )
+def _sqlite_insert_new(*, overwrite: bool) -> str:
+    statement = sqlite.insert(EVENTS).values({name: bindparam(name) for name in _SQLITE_COLUMNS})
+    if overwrite:
+        statement = _on_conflict_overwrite(statement)
     compiled = statement.compile(dialect=sqlite.dialect())
     assert tuple(compiled.positiontup or ()) == _SQLITE_COLUMNS
     return str(compiled)
@@ -486,7 +593,8 @@ _PG_ARRAY_COLUMNS: tuple[tuple[str, TypeEngine[Any]], ...] = (
 )
 
 
-_pg_row = operator.attrgetter(*(name for name, _ in _PG_ARRAY_COLUMNS))
+# a NormalizedEvent is a PostgreSQL row of new values as it is: its fields are these columns
+assert NormalizedEvent._fields == tuple(name for name, _ in _PG_ARRAY_COLUMNS)
 
 
 def _pg_insert_new() -> postgresql.Insert:
@@ -517,18 +625,114 @@ def _pg_insert_new() -> postgresql.Insert:
 
 _NO_OFFSET = timedelta(0)
 _PSYCOPG = postgresql.psycopg.dialect()  # type: ignore[no-untyped-call]
-# every parameter in binary format (`%(name)b`)
-_PG_INSERT_NEW = re.sub(r"%\((\w+)\)s", r"%(\1)b", str(_pg_insert_new().compile(dialect=_PSYCOPG)))
-_SQLITE_INSERT_NEW = _sqlite_insert_new()
 
 
-def _update_changed() -> Update:
+def _for_psycopg_binary(statement: ClauseElement) -> str:
+    """The statement in psycopg's SQL (`%(name)s` parameters, `::type` casts), with every
+    parameter sent in binary format (`%(name)b`)."""
+    return re.sub(r"%\((\w+)\)s", r"%(\1)b", str(statement.compile(dialect=_PSYCOPG)))
+
+
+_PG_INSERT_NEW = _for_psycopg_binary(_pg_insert_new())
+_SQLITE_INSERT_NEW = _sqlite_insert_new(overwrite=True)
+_SQLITE_INSERT_ALL_NEW = _sqlite_insert_new(overwrite=False)
+
+# PostgreSQL's names of the types of `_PG_ARRAY_COLUMNS`, as psycopg looks up their dumpers
+_PG_TYPE_NAMES: dict[type[TypeEngine[Any]], str] = {
+    Text: "text",
+    Boolean: "bool",
+    DateTime: "timestamptz",
+    Date: "date",
+}
+# COPY of new rows: the shared values, then the per-event ones (a NormalizedEvent's fields)
+_PG_COPY_COLUMNS = (
+    ("user_id", "int4"),
+    ("calendar_id", "int4"),
+    ("sync_generation", "int4"),
+    ("created_at", "timestamptz"),
+    ("updated_at", "timestamptz"),
+    *((name, _PG_TYPE_NAMES[type(type_)]) for name, type_ in _PG_ARRAY_COLUMNS),
+)
+_PG_COPY_TYPES = [type_ for _, type_ in _PG_COPY_COLUMNS]
+_PG_COPY_NEW = (
+    f"COPY {EVENTS.name} ({', '.join(name for name, _ in _PG_COPY_COLUMNS)}) "
+    "FROM STDIN (FORMAT BINARY)"
+)
+
+
+async def _update_changed(
+    session: AsyncSession,
+    changed: list[tuple[int, NormalizedEvent]],
+    generation: int,
+    now: datetime,
+) -> None:
+    """Rewrite the changed events (row id, new version): on PostgreSQL one statement for all of
+    them (arrays in binary, as the INSERT of new rows), on SQLite an UPDATE per event."""
+    if session.get_bind().dialect.name == "postgresql":
+        arrays: dict[str, Any] = {"row_id": [row_id for row_id, _ in changed]}
+        columns = zip(*(event for _, event in changed), strict=True)
+        for (name, _), values in zip(_PG_ARRAY_COLUMNS, columns, strict=True):
+            if name in _REWRITTEN:
+                arrays[name] = list(values)
+        shared = {"sync_generation": generation, "now": now}
+        await _pg_execute(session, _PG_UPDATE_CHANGED, {**shared, **arrays})
+        return
+    shared = {"new_sync_generation": generation, "new_updated_at": now}
+    await session.execute(
+        _UPDATE_CHANGED,
+        [
+            {
+                **{f"new_{name}": value for name, value in event.stored_values().items()},
+                **shared,
+                "row_id": row_id,
+            }
+            for row_id, event in changed
+        ],
+    )
+
+
+def _update_changed_one_by_one() -> Update:
     """UPDATE of one changed event per parameter set (`row_id` and `new_<column>` values)."""
     return (
         update(EVENTS)
         .where(EVENTS.c.id == bindparam("row_id"))
         .values({name: bindparam(f"new_{name}", type_=EVENTS.c[name].type) for name in _REWRITTEN})
     )
+
+
+def _pg_update_changed() -> Update:
+    """UPDATE ... FROM unnest(<row ids>, <one array per rewritten column>), with the shared
+    values (generation, time) bound once."""
+    arrays = [("row_id", Integer()), *(c for c in _PG_ARRAY_COLUMNS if c[0] in _REWRITTEN)]
+    rows = (
+        func.unnest(*(bindparam(name, type_=postgresql.ARRAY(type_)) for name, type_ in arrays))
+        .table_valued(*(name for name, _ in arrays))
+        .render_derived(name="page_rows")
+    )
+    values: dict[str, Any] = {name: rows.c[name] for name, _ in arrays[1:]}
+    values["sync_generation"] = bindparam("sync_generation", type_=Integer())
+    values["updated_at"] = bindparam("now", type_=DateTime(timezone=True))
+    assert set(values) == set(_REWRITTEN)
+    return update(EVENTS).where(EVENTS.c.id == rows.c.row_id).values(values)
+
+
+_UPDATE_CHANGED = _update_changed_one_by_one()
+_PG_UPDATE_CHANGED = _for_psycopg_binary(_pg_update_changed())
+
+
+async def _psycopg_connection(session: AsyncSession) -> psycopg.AsyncConnection[Any]:
+    """The psycopg connection under the session's (its transaction is the session's)."""
+    connection = await session.connection()
+    raw = await connection.get_raw_connection()
+    return cast("psycopg.AsyncConnection[Any]", raw.driver_connection)
+
+
+async def _pg_execute(session: AsyncSession, sql: str, params: dict[str, Any]) -> None:
+    """A statement of `_for_psycopg_binary` run by psycopg directly, for its binary format:
+    dumping the arrays as text would quote and escape every value."""
+    driver = await _psycopg_connection(session)
+    async with driver.cursor() as cursor:
+        await cursor.execute(sql, params)
 
 
 async def _store_token(session: AsyncSession, calendar_id: int, token: str | None) -> None:
