@@ -63,7 +63,6 @@ class Options:
     scale_large: int
     scale_duration: float
     pool_size: int
-    prepared_statements: bool = True
     load_tasks: int = 1000
 
 
@@ -220,8 +219,6 @@ def run(options: Options) -> dict[str, Any]:
             # is opened and closed again with the load's ups and downs, a cost of its own)
             DATABASE_POOL_SIZE=str(options.pool_size),
             DATABASE_MAX_OVERFLOW="0",
-            # on a direct connection, as the baseline's driver does by default (see README)
-            DATABASE_PREPARED_STATEMENTS=str(options.prepared_statements).lower(),
         )
         serve = [sys.executable, "-m", "ai_workflow_engine", "serve", "--port"]
         stack.enter_context(server([*serve, api.rsplit(":", 1)[1]], api_env, api + "/health"))
@@ -240,8 +237,6 @@ def run(options: Options) -> dict[str, Any]:
         baseline_cmd = [sys.executable, "-m", "bench.baseline_app", "--database", url]
         baseline_cmd += ["--secret-key", SECRET, "--port", base.rsplit(":", 1)[1]]
         baseline_cmd += ["--pool-size", str(options.pool_size)]
-        if not options.prepared_statements:
-            baseline_cmd.append("--no-prepared-statements")
         baseline_url = f"{base}/?user_id={users['load'].id}"
         stack.enter_context(server(baseline_cmd, _env(), baseline_url))
         same_page = httpx.get(baseline_url).json() == check(
@@ -255,7 +250,6 @@ def run(options: Options) -> dict[str, Any]:
         "postgresql": f"{version // 10000}.{version % 10000}",
         "concurrency": options.concurrency,
         "pool_size": options.pool_size,
-        "prepared_statements": options.prepared_statements,
         "rounds": options.rounds,
         "duration_seconds": options.duration,
         "seed_seconds": round(seeded, 1),
@@ -277,7 +271,7 @@ def measure_throughput(
         "due_at": "2030-01-15T09:00:00Z",
         "estimated_minutes": 90,
     }
-    common: dict[str, Any] = {
+    common = {
         "concurrency": options.concurrency,
         "warmup": options.warmup,
         "duration": options.duration,
@@ -397,7 +391,6 @@ def report(figures: dict[str, Any]) -> bool:
     print(
         f"API benchmark on PostgreSQL {figures['postgresql']}: one API process, "
         f"concurrency {figures['concurrency']}, {figures['pool_size']} database connections, "
-        f"prepared statements {'on' if figures['prepared_statements'] else 'off'} for both, "
         f"{figures['rounds']} round(s) of {figures['duration_seconds']} s per target "
         "(median round shown)"
     )
@@ -463,13 +456,6 @@ def parse_options(argv: list[str] | None = None) -> Options:
     parser.add_argument(
         "--pool-size", type=int, default=10, help="database connections, baseline and API alike"
     )
-    parser.add_argument(
-        "--no-prepared-statements",
-        dest="prepared_statements",
-        action="store_false",
-        help="neither the baseline's driver nor the API prepares statements (as behind an older "
-        "pgbouncer); by default both do, as psycopg does by default on a direct connection",
-    )
     args = parser.parse_args(argv)
     if args.quick:
         return Options(
@@ -482,7 +468,6 @@ def parse_options(argv: list[str] | None = None) -> Options:
             scale_large=2_000,
             scale_duration=0.3,
             pool_size=args.pool_size,
-            prepared_statements=args.prepared_statements,
             load_tasks=200,
         )
     return Options(
@@ -495,7 +480,6 @@ def parse_options(argv: list[str] | None = None) -> Options:
         scale_large=args.scale_large,
         scale_duration=args.scale_duration,
         pool_size=args.pool_size,
-        prepared_statements=args.prepared_statements,
     )
 
 

@@ -3,8 +3,7 @@
 The same 50-newest-tasks query, the same columns and the same JSON page as `GET /api/v1/tasks`,
 from a minimal ASGI handler: psycopg 3 (the driver the service itself uses, so the difference is
 the service's own cost and not a faster driver) with its connection pool, connections in
-autocommit (one round trip a request) preparing the statement as psycopg does by default (unless
-`--no-prepared-statements`), and orjson. No authentication, no validation, no
+autocommit (one round trip a request), and orjson. No authentication, no validation, no
 middleware. It is served by uvicorn exactly as `ai-workflow-engine serve` serves the API.
 
 Usage: python -m bench.baseline_app --database URL --port PORT --secret-key KEY
@@ -51,18 +50,12 @@ JSON_HEADERS = [(b"content-type", b"application/json")]
 
 
 class BaselineApp:
-    def __init__(
-        self, database_url: str, secret_key: str, pool_size: int, *, prepare: bool = True
-    ) -> None:
-        # psycopg prepares a statement after its fifth run on a connection unless told not to
-        connection_options: dict[str, Any] = {"autocommit": True}
-        if not prepare:
-            connection_options["prepare_threshold"] = None
+    def __init__(self, database_url: str, secret_key: str, pool_size: int) -> None:
         self.pool = AsyncConnectionPool(
             database_url,
             min_size=pool_size,
             max_size=pool_size,
-            kwargs=connection_options,
+            kwargs={"autocommit": True},
             open=False,
         )
         self.codec = CursorCodec(secret_key)
@@ -107,9 +100,8 @@ def main() -> int:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--secret-key", required=True, help="signs next_cursor, as the API does")
     parser.add_argument("--pool-size", type=int, default=10)
-    parser.add_argument("--no-prepared-statements", dest="prepare", action="store_false")
     args = parser.parse_args()
-    app = BaselineApp(args.database, args.secret_key, args.pool_size, prepare=args.prepare)
+    app = BaselineApp(args.database, args.secret_key, args.pool_size)
     uvicorn.run(
         app, host="127.0.0.1", port=args.port, log_level="warning", access_log=False, workers=1
     )
