@@ -136,14 +136,6 @@ class DatabaseSettings(_Section):
         description="Seconds to wait for the database to answer one statement (including a wait "
         "in pgbouncer's queue) before 503.",
     )
-    database_prepared_statements: bool = Field(
-        default=False,
-        description="PostgreSQL: let the driver prepare a statement it runs often (psycopg's "
-        "prepare_threshold of 5), which saves the server parsing and planning it again. Only for "
-        "a direct connection to PostgreSQL, or pgbouncer 1.21 or later with "
-        "max_prepared_statements set: an older pgbouncer in transaction pooling mode hands each "
-        "transaction a different server connection, where the prepared statement is unknown.",
-    )
     database_busy_timeout_ms: int = Field(
         default=5000,
         ge=0,

@@ -101,9 +101,9 @@ def create_engine(settings: DatabaseSettings) -> AsyncEngine:
         pool_timeout=settings.database_pool_timeout,
         pool_recycle=1800,
         connect_args={
-            # No named prepared statements unless asked for: pgbouncer in transaction pooling
-            # mode (before 1.21) hands each transaction a different server connection.
-            "prepare_threshold": 5 if settings.database_prepared_statements else None,
+            # Never rely on named prepared statements: pgbouncer in transaction pooling mode
+            # hands each transaction a different server connection.
+            "prepare_threshold": None,
             "connect_timeout": settings.database_connect_timeout,
             "cursor_factory": _bounded_cursor(settings.database_query_timeout),
         },
