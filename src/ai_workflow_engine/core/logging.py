@@ -15,6 +15,7 @@ import sys
 from collections.abc import MutableMapping
 from typing import Any
 
+import orjson
 import structlog
 
 # event keys whose values are secrets: masked if a log call ever passes one
@@ -42,6 +43,11 @@ def _mask_secrets(
     return event
 
 
+def _json_line(event: Any, **options: Any) -> str:
+    """An event as JSON, by orjson: a log line per request, several times faster than `json`."""
+    return orjson.dumps(event, default=options.get("default")).decode()
+
+
 class _StderrHandler(logging.Handler):
     """Writes to `sys.stderr` as it is when the record arrives (not when configured)."""
 
@@ -66,7 +72,9 @@ class _PathWithoutQuery(logging.Filter):
 
 def configure_logging(level: str = "INFO", *, json: bool = True) -> None:
     renderer: structlog.typing.Processor = (
-        structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=False)
+        structlog.processors.JSONRenderer(serializer=_json_line)
+        if json
+        else structlog.dev.ConsoleRenderer(colors=False)
     )
     shared: list[structlog.typing.Processor] = [
         structlog.contextvars.merge_contextvars,

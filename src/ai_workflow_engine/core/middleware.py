@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import time
 import uuid
+from functools import lru_cache
 from typing import Any
 
 import structlog
@@ -115,8 +116,9 @@ class RequestContextMiddleware:
         elapsed = time.perf_counter() - started
         route = _route_template(scope)
         method = scope["method"]
-        REQUESTS.labels(method, route, str(status)).inc()
-        REQUEST_SECONDS.labels(method, route, str(status)).observe(elapsed)
+        counted, timed = _request_metrics(method, route, status)
+        counted.inc()
+        timed.observe(elapsed)
         log.info(
             "request",
             method=method,
@@ -124,6 +126,16 @@ class RequestContextMiddleware:
             status=status,
             duration_ms=round(elapsed * 1000, 2),
         )
+
+
+@lru_cache(maxsize=4096)
+def _request_metrics(method: str, route: str, status: int) -> tuple[Any, Any]:
+    """The request counter and histogram of one method, route and status; looked up once (a
+    label lookup costs more than the observation). Routes are templates, so the keys are few."""
+    return (
+        REQUESTS.labels(method, route, str(status)),
+        REQUEST_SECONDS.labels(method, route, str(status)),
+    )
 
 
 def _route_template(scope: Scope) -> str:
