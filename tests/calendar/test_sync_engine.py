@@ -18,6 +18,7 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ai_workflow_engine.calendar.google.client import SyncTokenExpired
 from ai_workflow_engine.calendar.google.events import (
@@ -422,7 +423,7 @@ async def test_memory_does_not_grow_with_the_number_of_events(app: FastAPI) -> N
         return pages
 
     async def peak_of(count: int, prefix: str) -> int:
-        calendar = await make_calendar_for(app, prefix)
+        calendar = await make_calendar_for(app.state.sessionmaker, prefix)
         gc.collect()
         tracemalloc.start()
         try:
@@ -441,8 +442,11 @@ async def test_memory_does_not_grow_with_the_number_of_events(app: FastAPI) -> N
     assert large < small * 1.5, (small, large)
 
 
-async def make_calendar_for(app: FastAPI, name: str) -> CalendarState:
-    async with app.state.sessionmaker() as session, session.begin():
+async def make_calendar_for(
+    sessionmaker: async_sessionmaker[AsyncSession], name: str
+) -> CalendarState:
+    """A new user named `name` with a selected primary calendar, as the engine sees it."""
+    async with sessionmaker() as session, session.begin():
         user = User(
             email=f"{name}@example.com",
             email_key=f"{name}@example.com",
@@ -459,8 +463,8 @@ async def make_calendar_for(app: FastAPI, name: str) -> CalendarState:
 
 
 async def test_an_event_belongs_to_its_calendars_user_and_goes_with_them(app: FastAPI) -> None:
-    mine = await make_calendar_for(app, "owner")
-    other = await make_calendar_for(app, "other")
+    mine = await make_calendar_for(app.state.sessionmaker, "owner")
+    other = await make_calendar_for(app.state.sessionmaker, "other")
     await run(app, mine, paged([event("a")], 10))
 
     def row(user_id: int) -> CalendarEvent:

@@ -13,11 +13,10 @@ from sqlalchemy import select, text
 
 from ai_workflow_engine.calendar.google.sync import CalendarSyncOutcome, PageSource, sync_calendar
 from ai_workflow_engine.calendar.locks import UserSyncLock
-from ai_workflow_engine.calendar.models import Calendar, CalendarEvent
+from ai_workflow_engine.calendar.models import CalendarEvent
 from ai_workflow_engine.core.config import DatabaseSettings
 from ai_workflow_engine.core.db import create_engine, create_sessionmaker
-from ai_workflow_engine.users.models import User
-from tests.calendar.test_sync_engine import event, load_state, paged
+from tests.calendar.test_sync_engine import event, load_state, make_calendar_for, paged
 from tests.conftest import make_settings
 from tests.fixtures.pgbouncer import PgBouncer
 from tests.infra.helpers import bearer, login, new_user, register, running_app
@@ -157,22 +156,9 @@ async def test_a_calendar_sync_through_pgbouncer_copies_rewrites_and_deletes(
     engine = create_engine(DatabaseSettings(database_url=pgbouncer.url("app")))
     sessionmaker = create_sessionmaker(engine)
     lock = UserSyncLock(redis=None, key_prefix="", sync_deadline_seconds=10)
-    name = f"bouncer{uuid.uuid4().hex[:8]}"
     try:
-        async with sessionmaker() as session, session.begin():
-            user = User(
-                email=f"{name}@example.com",
-                email_key=f"{name}@example.com",
-                username=name,
-                username_key=name,
-                password_hash="x",
-            )
-            session.add(user)
-            await session.flush()
-            calendar = Calendar(user_id=user.id, google_calendar_id="primary", selected=True)
-            session.add(calendar)
-            await session.flush()
-            user_id, calendar_id = user.id, calendar.id
+        created = await make_calendar_for(sessionmaker, f"bouncer{uuid.uuid4().hex[:8]}")
+        user_id, calendar_id = created.user_id, created.id
 
         async def sync(pages: PageSource) -> CalendarSyncOutcome:
             async with sessionmaker() as session, session.begin(), lock.hold(session, user_id):
