@@ -17,7 +17,7 @@ from ai_workflow_engine.calendar.autosync import auto_sync_user, due_user_ids
 from ai_workflow_engine.calendar.models import GoogleConnection
 from ai_workflow_engine.core.db import utcnow
 from ai_workflow_engine.core.resources import Resources, open_resources
-from ai_workflow_engine.jobs.broker import create_jobs
+from ai_workflow_engine.jobs.broker import Jobs, create_jobs
 from ai_workflow_engine.jobs.runtime import run_worker
 from tests.calendar.conftest import STATUS, Headers, connected
 from tests.conftest import AppFactory, Users
@@ -28,11 +28,21 @@ EVENTS = "/api/v1/calendar/events"
 
 @pytest.fixture
 async def app(app_factory: AppFactory, google_settings: dict[str, Any]) -> AsyncIterator[FastAPI]:
-    """The app with its jobs in process (the embedded default); the tick is long so that only
-    the test decides when due syncs are queued."""
-    jobs = {"jobs_in_process": True, "scheduler_tick_seconds": 3600}
-    async with app_factory(google=google_settings, jobs=jobs) as running:
+    """The app without a scheduler of its own: taskiq's scheduler sends an interval task at its
+    first tick, right after start-up, so only the test decides here when due syncs are queued."""
+    async with app_factory(google=google_settings) as running:
         yield running
+
+
+@pytest.fixture
+async def jobs(app: FastAPI) -> AsyncIterator[Jobs]:
+    """The app's jobs on the in-process broker, as `serve` runs them by default."""
+    built = create_jobs(_resources(app))
+    await built.broker.startup()
+    try:
+        yield built
+    finally:
+        await built.broker.shutdown()
 
 
 def _resources(app: FastAPI) -> Resources:
@@ -103,8 +113,24 @@ async def test_auto_sync_off_or_reconnect_needed_is_never_due(
     assert await _due(app) == []
 
 
+async def test_serve_schedules_and_runs_due_syncs_itself_by_default(
+    app_factory: AppFactory,
+    google_settings: dict[str, Any],
+    standin: RunningStandin,
+) -> None:
+    """The embedded default: no worker, no scheduler process, yet a due user gets synced."""
+    settings = {"jobs_in_process": True, "scheduler_tick_seconds": 5}
+    async with app_factory(google=google_settings, jobs=settings) as app:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            headers = await Users(client).headers()
+            await connected(client, headers, standin)
+            status = await _wait_for_status(client, headers, "ok")
+    assert status["last_sync_at"] is not None
+
+
 async def test_scheduled_tick_syncs_due_users_in_process(
-    app: FastAPI, client: httpx.AsyncClient, users: Users, standin: RunningStandin
+    jobs: Jobs, client: httpx.AsyncClient, users: Users, standin: RunningStandin
 ) -> None:
     headers = await users.headers()
     await connected(client, headers, standin)
@@ -114,7 +140,7 @@ async def test_scheduled_tick_syncs_due_users_in_process(
     )
     before = _jobs_counted("ok")
 
-    task = await app.state.jobs.enqueue_due.kiq()
+    task = await jobs.enqueue_due.kiq()
     assert (await task.wait_result(timeout=10)).return_value == 1
 
     status = await _wait_for_status(client, headers, "ok")
@@ -125,7 +151,7 @@ async def test_scheduled_tick_syncs_due_users_in_process(
 
 
 async def test_one_users_failure_does_not_stop_the_others(
-    app: FastAPI, client: httpx.AsyncClient, users: Users, standin: RunningStandin
+    app: FastAPI, jobs: Jobs, client: httpx.AsyncClient, users: Users, standin: RunningStandin
 ) -> None:
     alice, bob = await users.headers(), await users.headers()
     standin.control.add_user("bob@example.com")
@@ -139,7 +165,7 @@ async def test_one_users_failure_does_not_stop_the_others(
             update(GoogleConnection).values(token_expires_at=utcnow() - timedelta(minutes=1))
         )
 
-    task = await app.state.jobs.enqueue_due.kiq()
+    task = await jobs.enqueue_due.kiq()
     assert (await task.wait_result(timeout=10)).return_value == 2
 
     assert (await _wait_for_status(client, bob, "ok"))["needs_reconnect"] is False
