@@ -79,6 +79,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="Self-hosted personal productivity backend. Errors are RFC 9457 "
         "`application/problem+json`; lists are `{items, next_cursor}` pages.",
         lifespan=lifespan,
+        telemetry={
+            "tracing": settings.http.opentelemetry,
+            "metrics": settings.http.opentelemetry,
+            "logs": settings.http.opentelemetry,
+        },
         docs_url="/docs" if settings.http.docs_enabled else None,
         redoc_url="/redoc" if settings.http.docs_enabled else None,
     )

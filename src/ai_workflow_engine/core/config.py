@@ -237,6 +237,12 @@ class HttpSettings(_Section):
         description="Strict-Transport-Security max-age, sent when PUBLIC_BASE_URL is https; "
         "0 sends none.",
     )
+    opentelemetry: bool = Field(
+        default=False,
+        description="FastAPI's own OpenTelemetry traces, metrics and logs, sent to the globally "
+        "configured OpenTelemetry providers. Off by default: the service's metrics are at "
+        "/metrics, and with this off no request pays for looking the providers up.",
+    )
     docs_enabled: bool = Field(
         default=True,
         description="Serve the interactive API docs at /docs and /redoc (their scripts come from "
