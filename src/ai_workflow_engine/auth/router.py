@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Form, Response, status
+from fastapi import Body, Form, Response, status
 
 from ai_workflow_engine.auth import service
 from ai_workflow_engine.auth.deps import (
@@ -15,10 +15,11 @@ from ai_workflow_engine.auth.deps import (
 from ai_workflow_engine.auth.schemas import LoginForm, LogoutRequest, RefreshRequest, TokenPair
 from ai_workflow_engine.core.db import SessionDep
 from ai_workflow_engine.core.errors import Problem
+from ai_workflow_engine.core.routing import PrefixRouter
 from ai_workflow_engine.users.schemas import UserCreate, UserRead
 from ai_workflow_engine.users.service import create_user
 
-router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
+router = PrefixRouter(prefix="/api/v1/auth", tags=["auth"])
 
 
 @router.post(

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, Response, status
+from fastapi import Query, Request, Response, status
 
 from ai_workflow_engine.auth.deps import AUTH_RESPONSES, CurrentUser
 from ai_workflow_engine.calendar import service
@@ -32,8 +32,9 @@ from ai_workflow_engine.core.pagination import (
     LimitQuery,
     Page,
 )
+from ai_workflow_engine.core.routing import PrefixRouter
 
-router = APIRouter(prefix="/api/v1/calendar", tags=["calendar"])
+router = PrefixRouter(prefix="/api/v1/calendar", tags=["calendar"])
 
 Responses = dict[int | str, dict[str, Any]]
 

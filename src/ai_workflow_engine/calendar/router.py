@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import Depends, Query, Request
 
 from ai_workflow_engine.auth.deps import AUTH_RESPONSES, CurrentUser
 from ai_workflow_engine.calendar import sync_service
@@ -25,8 +25,9 @@ from ai_workflow_engine.core.pagination import (
     LimitQuery,
     Page,
 )
+from ai_workflow_engine.core.routing import PrefixRouter
 
-router = APIRouter(prefix="/api/v1/calendar", tags=["calendar"])
+router = PrefixRouter(prefix="/api/v1/calendar", tags=["calendar"])
 
 Responses = dict[int | str, dict[str, Any]]
 

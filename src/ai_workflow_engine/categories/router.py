@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Response, status
+from fastapi import Response, status
 
 from ai_workflow_engine.auth.deps import AUTH_RESPONSES, CurrentUser
 from ai_workflow_engine.categories import service
@@ -18,8 +18,9 @@ from ai_workflow_engine.core.pagination import (
     LimitQuery,
     Page,
 )
+from ai_workflow_engine.core.routing import PrefixRouter
 
-router = APIRouter(
+router = PrefixRouter(
     prefix="/api/v1/categories",
     tags=["categories"],
     responses={

@@ -2,15 +2,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter
-
 from ai_workflow_engine.auth.deps import AUTH_RESPONSES, CurrentUser
 from ai_workflow_engine.core.db import SessionDep
 from ai_workflow_engine.core.errors import Problem
+from ai_workflow_engine.core.routing import PrefixRouter
 from ai_workflow_engine.profile import service
 from ai_workflow_engine.profile.schemas import ProfileRead, ProfileReplace, ProfileUpdate
 
-router = APIRouter(prefix="/api/v1/profile", tags=["profile"], responses=AUTH_RESPONSES)
+router = PrefixRouter(prefix="/api/v1/profile", tags=["profile"], responses=AUTH_RESPONSES)
 
 INVALID_PROFILE: dict[int | str, dict[str, Any]] = {
     422: {

@@ -2,16 +2,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Response
+from fastapi import Response
 
 from ai_workflow_engine.auth.deps import AUTH_RESPONSES, CurrentUser
 from ai_workflow_engine.core.db import ReadOnly, SessionDep
 from ai_workflow_engine.core.errors import Problem
 from ai_workflow_engine.core.responses import json_response
+from ai_workflow_engine.core.routing import PrefixRouter
 from ai_workflow_engine.settings import service
 from ai_workflow_engine.settings.schemas import SettingsRead, SettingsReplace, SettingsUpdate
 
-router = APIRouter(prefix="/api/v1/settings", tags=["settings"], responses=AUTH_RESPONSES)
+router = PrefixRouter(prefix="/api/v1/settings", tags=["settings"], responses=AUTH_RESPONSES)
 
 INVALID_SETTINGS: dict[int | str, dict[str, Any]] = {
     422: {

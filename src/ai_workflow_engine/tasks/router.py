@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request, Response, status
+from fastapi import Request, Response, status
 
 from ai_workflow_engine.auth.deps import (
     AUTH_RESPONSES,
@@ -19,11 +19,12 @@ from ai_workflow_engine.core.pagination import (
 )
 from ai_workflow_engine.core.query import QueryModel
 from ai_workflow_engine.core.responses import json_response
+from ai_workflow_engine.core.routing import PrefixRouter
 from ai_workflow_engine.tasks import service
 from ai_workflow_engine.tasks.deps import OwnedTask
 from ai_workflow_engine.tasks.schemas import TaskCreate, TaskListParams, TaskRead, TaskUpdate
 
-router = APIRouter(
+router = PrefixRouter(
     prefix="/api/v1/tasks",
     tags=["tasks"],
     responses={

@@ -1,11 +1,10 @@
 from __future__ import annotations
 
-from fastapi import APIRouter
-
 from ai_workflow_engine.auth.deps import AUTH_RESPONSES, CurrentUserRecord
+from ai_workflow_engine.core.routing import PrefixRouter
 from ai_workflow_engine.users.schemas import UserRead
 
-router = APIRouter(prefix="/api/v1/users", tags=["users"], responses=AUTH_RESPONSES)
+router = PrefixRouter(prefix="/api/v1/users", tags=["users"], responses=AUTH_RESPONSES)
 
 
 @router.get("/me", response_model=UserRead, summary="The authenticated user")
