@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import re
+import secrets
 import time
-import uuid
 from functools import lru_cache
 from typing import Any
 
@@ -27,6 +27,9 @@ class RequestContextMiddleware:
     def __init__(self, app: ASGIApp, *, max_body_bytes: int) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        # the logger as configured when the app is built: a module-level structlog logger is a
+        # proxy that builds its bound logger again at every call
+        self._log = log.bind()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -34,7 +37,7 @@ class RequestContextMiddleware:
             return
         headers = dict(scope["headers"])
         given = headers.get(b"x-request-id", b"").decode("latin-1")
-        request_id = given if _REQUEST_ID.match(given) else uuid.uuid4().hex
+        request_id = given if _REQUEST_ID.match(given) else secrets.token_hex(16)
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(request_id=request_id)
         started = time.perf_counter()
@@ -119,7 +122,7 @@ class RequestContextMiddleware:
         counted, timed = _request_metrics(method, route, status)
         counted.inc()
         timed.observe(elapsed)
-        log.info(
+        self._log.info(
             "request",
             method=method,
             route=route,
