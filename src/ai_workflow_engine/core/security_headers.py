@@ -72,7 +72,9 @@ class SecurityHeadersMiddleware:
         self, app: ASGIApp, *, headers: Iterable[tuple[str, str]], docs_paths: Iterable[str]
     ) -> None:
         self.app = app
-        self.headers = list(headers)
+        # encoded once: every response gets them
+        self.headers = [(name.lower().encode(), value.encode()) for name, value in headers]
+        self.api_policy = (b"content-security-policy", API_CONTENT_SECURITY_POLICY.encode())
         self.docs_paths = frozenset(docs_paths)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -86,13 +88,17 @@ class SecurityHeadersMiddleware:
         async def send_with_headers(message: Message) -> None:
             nonlocal held
             if message["type"] == "http.response.start":
-                headers = MutableHeaders(scope=message)
-                for name, value in self.headers:
-                    headers.setdefault(name, value)
-                if is_docs_path and headers.get("content-type", "").startswith("text/html"):
-                    held = message
-                    return
-                headers.setdefault("Content-Security-Policy", API_CONTENT_SECURITY_POLICY)
+                raw = list(message.get("headers", ()))
+                present = {name.lower() for name, _ in raw}
+                raw.extend(header for header in self.headers if header[0] not in present)
+                message["headers"] = raw
+                if is_docs_path and b"content-type" in present:
+                    content_type = MutableHeaders(raw=raw).get("content-type", "")
+                    if content_type.startswith("text/html"):
+                        held = message
+                        return
+                if b"content-security-policy" not in present:
+                    raw.append(self.api_policy)
             elif message["type"] == "http.response.body" and held is not None:
                 body.extend(message.get("body", b""))
                 if message.get("more_body", False):
