@@ -77,7 +77,7 @@ def serve(args: argparse.Namespace) -> None:
     settings = _settings()
     asyncio.run(_preflight(settings))
     uvicorn.run(
-        "ai_workflow_engine.main:create_app",
+        "ai_workflow_engine.main:served_app",
         factory=True,
         host=args.host,
         port=args.port,

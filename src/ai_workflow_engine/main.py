@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
@@ -36,7 +37,9 @@ from ai_workflow_engine.users.router import router as users_router
 log = structlog.get_logger(__name__)
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, *, freeze_startup_heap: bool = False) -> FastAPI:
+    """The application. `freeze_startup_heap` is for a process that serves this one app for its
+    whole life (see `served_app`)."""
     settings = settings or load_settings()
     configure_logging(settings.log_level, json=settings.log_json)
 
@@ -71,7 +74,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             )
             async with run_jobs_in_process(resources) as jobs:
                 app.state.jobs = jobs  # None when worker/scheduler run out of process
-                yield
+                if freeze_startup_heap:
+                    _freeze_startup_heap()
+                try:
+                    yield
+                finally:
+                    if freeze_startup_heap:
+                        gc.unfreeze()
 
     app = FastAPI(
         title="AI Workflow Engine",
@@ -127,3 +136,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         else 0,
     )
     return app
+
+
+def served_app() -> FastAPI:
+    """The app as `ai-workflow-engine serve` runs it: the heap built at start-up frozen."""
+    return create_app(freeze_startup_heap=True)
+
+
+def _freeze_startup_heap() -> None:
+    """Keep what start-up built (modules, routes, models, the engine and its pool: objects that
+    live as long as the process) out of the garbage collector's full collections.
+
+    Objects of requests in flight outlive a young collection and reach the oldest generation, so
+    full collections come regularly under load, and each one walked every object of the process:
+    pauses that set the tail latency (p99 three times longer in the API benchmark) and took about
+    a tenth of the CPU. Frozen objects are skipped by the collector; one whose last reference goes
+    is still freed at once (only a reference cycle among them waits for `gc.unfreeze`).
+    """
+    gc.collect()
+    gc.freeze()
