@@ -51,6 +51,38 @@ async def test_default_order_is_newest_first(
     assert await list_ids(client, auth_headers) == [task["id"] for task in reversed(tasks)]
 
 
+@pytest.mark.parametrize("sort", ["-created_at", "due_at"])
+async def test_a_listed_task_reads_exactly_as_the_task_itself(
+    client: httpx.AsyncClient, auth_headers: Headers, sort: str
+) -> None:
+    """The list renders its rows itself: every field, instants included to the character (whole
+    seconds without a fraction, others with six digits, always `Z`), is what GET gives."""
+    created = [
+        await create_task(client, auth_headers, title="Whole", due_at="2026-12-01T09:00:00Z"),
+        await create_task(
+            client,
+            auth_headers,
+            title="Fraction ÄÖ \"quoted\" \\ 🗓",
+            description="x" * 300,
+            due_at="2026-12-01T09:00:00.000250Z",
+            status="completed",
+            priority="urgent",
+            estimated_minutes=45,
+        ),
+        await create_task(client, auth_headers, title="No due date"),
+    ]
+
+    listed = (await client.get("/api/v1/tasks", params={"sort": sort}, headers=auth_headers)).json()
+
+    for item in listed["items"]:
+        alone = await client.get(f"/api/v1/tasks/{item['id']}", headers=auth_headers)
+        assert item == alone.json()
+    by_id = {item["id"]: item for item in listed["items"]}
+    assert by_id.keys() == {task["id"] for task in created}
+    assert by_id[created[0]["id"]]["due_at"] == "2026-12-01T09:00:00Z"
+    assert by_id[created[1]["id"]]["due_at"] == "2026-12-01T09:00:00.000250Z"
+
+
 @pytest.mark.parametrize("sort", SORTS)
 async def test_each_sort_orders_by_its_field_then_id_with_missing_due_dates_last(
     client: httpx.AsyncClient, auth_headers: Headers, sort: str

@@ -148,7 +148,9 @@ class AuthenticatedReader:
     async def rows(
         self, statement: Select[*tuple[Any, ...]], params: dict[str, Any]
     ) -> list[tuple[Any, ...]]:
-        """The rows of `statement` for `params` and the user's id bound as `user_id`."""
+        """The rows of `statement` for `params` and the user's id bound as `user_id`, each with two
+        more columns after the statement's own (the flags). Instants are naive UTC datetimes (see
+        `CompiledRead.read`)."""
         store = self._store
         engine: AsyncEngine = self._request.app.state.engine
         read, checks_revocation = _with_user_flags(statement, store)
@@ -160,7 +162,7 @@ class AuthenticatedReader:
         rows = await read.read(engine, params)
         if rows:
             _check_user(rows[0][-2:])
-            return [row[:-2] for row in rows]
+            return rows
         check, _ = _user_check(store)
         found = await check.read(engine, params)
         _check_user(found[0] if found else None)

@@ -12,12 +12,12 @@ import select
 import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime, tzinfo
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import psycopg
 from fastapi import Depends, Request
-from sqlalchemy import DateTime, MetaData, Select, event
+from sqlalchemy import DateTime, MetaData, Select, event, func, literal_column
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Dialect, Engine
 from sqlalchemy.exc import DBAPIError, DisconnectionError, StatementError
@@ -255,11 +255,8 @@ _PSYCOPG = postgresql.psycopg.dialect()  # type: ignore[no-untyped-call]
 class CompiledRead:
     """A SELECT for a hot read path, compiled to the driver's SQL once.
 
-    On PostgreSQL it runs through `exec_driver_sql` on the session's own connection: still
-    SQLAlchemy's connection, transaction, events and error handling, but without the per-execution
-    work on the statement (cache key, cache lookup, result processing) that costs more than a small
-    query itself. UTCDateTime columns come back as aware UTC instants, as they do through the ORM.
-    A statement with list parameters (IN), and SQLite, run the statement as usual.
+    `rows` runs it on a session's connection and `read` outside any session (see each). A
+    statement with list parameters (IN), and SQLite, run the statement as usual.
     """
 
     def __init__(self, statement: Select[*tuple[Any, ...]]) -> None:
@@ -271,56 +268,76 @@ class CompiledRead:
             for index, column in enumerate(statement.selected_columns)
             if isinstance(column.type, UTCDateTime)
         )
+        # for `read`: the instants as PostgreSQL's UTC wall-clock time (a `timestamp`), which the
+        # driver loads as naive datetimes without any time zone work (a third of the cost of the
+        # rows of a task page, more than the conversion costs the server)
+        self._naive_sql = self._sql
+        if self._sql is not None and self._instants:
+            columns = [
+                func.timezone(literal_column("'UTC'"), column).label(column.name)
+                if index in self._instants
+                else column
+                for index, column in enumerate(statement.selected_columns)
+            ]
+            self._naive_sql = str(statement.with_only_columns(*columns).compile(dialect=_PSYCOPG))
 
     async def rows(self, session: AsyncSession, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+        """The rows, on the session's own connection: on PostgreSQL through `exec_driver_sql`,
+        still SQLAlchemy's connection, transaction, events and error handling, but without the
+        per-execution work on the statement (cache key, cache lookup, result processing) that
+        costs more than a small query itself. Instants are aware UTC datetimes, as through the ORM.
+        """
         connection = await session.connection()
         if self._sql is None or connection.dialect.name != "postgresql":
             return [tuple(row) for row in await session.execute(self.statement, params)]
         result = await connection.exec_driver_sql(self._sql, params)
-        return self._loaded([tuple(row) for row in result])
+        return self._in_utc([tuple(row) for row in result])
 
     async def read(self, engine: AsyncEngine, params: dict[str, Any]) -> list[tuple[Any, ...]]:
         """The rows, read outside any session: for a request whose only database work is this
-        one statement.
+        one statement. Instants are **naive** datetimes in UTC (orjson writes them with `Z` under
+        `OPT_NAIVE_UTC`, see core/responses.py).
 
         On PostgreSQL the statement runs on a connection of the engine's pool, in autocommit (one
         round trip), through the driver itself: no session, transaction or result objects to
         build, which cost several times the query. The pool still checks the connection out (its
         checks, limits and metrics apply) and errors are SQLAlchemy's, as from a session.
         """
-        if self._sql is None or engine.dialect.name != "postgresql":
+        if self._naive_sql is None or engine.dialect.name != "postgresql":
             async with engine.connect() as connection:
-                return [tuple(row) for row in await connection.execute(self.statement, params)]
-        rows, in_utc = await _read_in_autocommit(engine, self._sql, params)
-        return rows if in_utc else self._loaded(rows)
+                result = await connection.execute(self.statement, params)
+                return self._naive([tuple(row) for row in result])
+        return await _read_in_autocommit(engine, self._naive_sql, params)
 
-    def _loaded(self, rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
-        if self._instants:
-            return [self._in_utc(row) for row in rows]
-        return rows
+    def _in_utc(self, rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+        if not self._instants:
+            return rows
+        converted = []
+        for row in rows:
+            values = list(row)
+            for index in self._instants:
+                if values[index] is not None:
+                    values[index] = values[index].astimezone(UTC)
+            converted.append(tuple(values))
+        return converted
 
-    def _in_utc(self, row: tuple[Any, ...]) -> tuple[Any, ...]:
-        values = list(row)
-        for index in self._instants:
-            if values[index] is not None:
-                values[index] = values[index].astimezone(UTC)
-        return tuple(values)
-
-
-# the names PostgreSQL's TimeZone can have for UTC itself (zones that merely share its offset
-# today may not have shared it in the past)
-_UTC_NAMES = frozenset({"UTC", "Etc/UTC", "Etc/Universal", "Universal", "Etc/Zulu", "Zulu", "UCT"})
-
-
-def _is_utc(zone: tzinfo) -> bool:
-    return zone is UTC or getattr(zone, "key", None) in _UTC_NAMES
+    def _naive(self, rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+        if not self._instants:
+            return rows
+        converted = []
+        for row in rows:
+            values = list(row)
+            for index in self._instants:
+                if values[index] is not None:
+                    values[index] = values[index].astimezone(UTC).replace(tzinfo=None)
+            converted.append(tuple(values))
+        return converted
 
 
 async def _read_in_autocommit(
     engine: AsyncEngine, sql: str, params: dict[str, Any]
-) -> tuple[list[tuple[Any, ...]], bool]:
-    """Run `sql` on a pooled psycopg connection switched to autocommit for the statement; the
-    rows, and whether the connection's time zone is UTC (its instants are then UTC already)."""
+) -> list[tuple[Any, ...]]:
+    """Run `sql` on a pooled psycopg connection switched to autocommit for the statement."""
     # checkout and checkin may wait on the pool or talk to the server: SQLAlchemy does that
     # inside a greenlet; the statement in between is the driver's own coroutine
     try:
@@ -336,7 +353,7 @@ async def _read_in_autocommit(
         rows: list[tuple[Any, ...]] = await cursor.fetchall()
         await connection.set_autocommit(False)  # as the pool and the sessions expect it
         reusable = True
-        return rows, _is_utc(connection.info.timezone)
+        return rows
     except psycopg.Error as exc:
         raise _as_sqlalchemy_error(exc, sql, invalidated=True) from exc
     finally:

@@ -11,11 +11,14 @@ from typing import Any
 import orjson
 from starlette.responses import Response
 
+_OPTIONS = orjson.OPT_UTC_Z | orjson.OPT_NAIVE_UTC
+
 
 def json_response(content: Any, status_code: int = 200) -> Response:
-    """`content` (JSON values, dates, and aware datetimes in UTC) as an application/json body."""
+    """`content` (JSON values, dates, and datetimes in UTC: aware, or naive as `CompiledRead.read`
+    gives them) as an application/json body."""
     return Response(
-        orjson.dumps(content, option=orjson.OPT_UTC_Z),
+        orjson.dumps(content, option=_OPTIONS),
         status_code=status_code,
         media_type="application/json",
     )

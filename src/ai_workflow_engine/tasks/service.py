@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
@@ -90,7 +90,8 @@ async def delete_task(session: AsyncSession, task: Task) -> None:
 
 
 RowsReader = Callable[[ListQuery, dict[str, Any]], Awaitable[list[ListedTask]]]
-"""Runs a query of the user's rows (binding the user's id as `user_id`) and returns its rows."""
+"""Runs a query of the user's rows (binding the user's id as `user_id`) and returns its rows:
+the query's columns first (more may follow), instants as naive datetimes in UTC."""
 
 
 async def list_tasks(
@@ -120,8 +121,8 @@ _LISTED_NAMES = tuple(column.key for column in LISTED_COLUMNS)
 
 
 def _listed(row: ListedTask) -> dict[str, Any]:
-    """A task row as TaskRead renders it."""
-    task = dict(zip(_LISTED_NAMES, row, strict=True))
+    """A task row as TaskRead renders it (columns after the listed ones are left out)."""
+    task = dict(zip(_LISTED_NAMES, row))  # noqa: B905 - a row may be longer, never shorter
     task["priority"] = PRIORITY_BY_RANK[task["priority"]]
     return task
 
@@ -152,7 +153,11 @@ def _cursor_scope(sort: TaskSort) -> str:
 
 
 def _encode_cursor(codec: CursorCodec, sort: TaskSort, value: SortValue, task_id: int) -> str:
-    encoded = value.isoformat() if isinstance(value, datetime) else value
+    if isinstance(value, datetime):
+        instant = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+        encoded: str | int | None = instant.astimezone(UTC).isoformat()
+    else:
+        encoded = value
     return codec.encode(_cursor_scope(sort), [encoded, task_id])
 
 
