@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import select
 import weakref
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -310,18 +310,16 @@ class CompiledRead:
         return await _read_in_autocommit(engine, self._naive_sql, params)
 
     def _in_utc(self, rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
-        if not self._instants:
-            return rows
-        converted = []
-        for row in rows:
-            values = list(row)
-            for index in self._instants:
-                if values[index] is not None:
-                    values[index] = values[index].astimezone(UTC)
-            converted.append(tuple(values))
-        return converted
+        return self._instants_converted(rows, lambda value: value.astimezone(UTC))
 
     def _naive(self, rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+        return self._instants_converted(
+            rows, lambda value: value.astimezone(UTC).replace(tzinfo=None)
+        )
+
+    def _instants_converted(
+        self, rows: list[tuple[Any, ...]], convert: Callable[[datetime], datetime]
+    ) -> list[tuple[Any, ...]]:
         if not self._instants:
             return rows
         converted = []
@@ -329,7 +327,7 @@ class CompiledRead:
             values = list(row)
             for index in self._instants:
                 if values[index] is not None:
-                    values[index] = values[index].astimezone(UTC).replace(tzinfo=None)
+                    values[index] = convert(values[index])
             converted.append(tuple(values))
         return converted
 
