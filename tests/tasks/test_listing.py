@@ -62,7 +62,7 @@ async def test_a_listed_task_reads_exactly_as_the_task_itself(
         await create_task(
             client,
             auth_headers,
-            title="Fraction ÄÖ \"quoted\" \\ 🗓",
+            title='Fraction ÄÖ "quoted" \\ 🗓',
             description="x" * 300,
             due_at="2026-12-01T09:00:00.000250Z",
             status="completed",
