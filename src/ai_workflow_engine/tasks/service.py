@@ -153,11 +153,8 @@ def _cursor_scope(sort: TaskSort) -> str:
 
 
 def _encode_cursor(codec: CursorCodec, sort: TaskSort, value: SortValue, task_id: int) -> str:
-    if isinstance(value, datetime):
-        instant = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
-        encoded: str | int | None = instant.astimezone(UTC).isoformat()
-    else:
-        encoded = value
+    # a naive UTC instant (see RowsReader), encoded with its offset as cursors always were
+    encoded = value.replace(tzinfo=UTC).isoformat() if isinstance(value, datetime) else value
     return codec.encode(_cursor_scope(sort), [encoded, task_id])
 
 
