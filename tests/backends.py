@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import socket
 import uuid
+from typing import NoReturn
 from urllib.parse import urlsplit
 
 import pytest
@@ -31,13 +32,16 @@ def reachable(url: str, default_port: int) -> bool:
         return False
 
 
-def require(service: str, url: str, default_port: int) -> None:
-    if reachable(url, default_port):
-        return
-    message = f"{service} is not reachable at {url}"
+def unavailable(message: str) -> NoReturn:
+    """A service the test needs is missing: skipped locally, a failure under CI=true."""
     if IN_CI:
         pytest.fail(message + " (CI=true: these tests must run)", pytrace=False)
     pytest.skip(message)
+
+
+def require(service: str, url: str, default_port: int) -> None:
+    if not reachable(url, default_port):
+        unavailable(f"{service} is not reachable at {url}")
 
 
 def unique_name(prefix: str) -> str:
